@@ -1,0 +1,104 @@
+//! Cross-origin rules: who may call the API from a browser.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+
+/// The origins allowed to call the API from a browser (`CRYPT_CORS_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// `*`: any origin.
+    Any,
+    /// Only these origins (e.g. `https://crypt.example`), compared exactly.
+    List(Vec<HeaderValue>),
+}
+
+/// How long a browser may cache a preflight answer, in seconds.
+const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+
+impl Cors {
+    /// Reads the setting: `*`, or a comma-separated list of origins.
+    ///
+    /// # Errors
+    /// A sentence naming the entry that is not an origin (`scheme://host[:port]`).
+    pub fn parse(setting: &str) -> Result<Self, String> {
+        let setting = setting.trim();
+        if setting == "*" {
+            return Ok(Cors::Any);
+        }
+        let mut origins = Vec::new();
+        for entry in setting.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let entry = entry.trim_end_matches('/');
+            let well_formed = (entry.starts_with("https://") || entry.starts_with("http://"))
+                && !entry.split_once("://").is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/'));
+            if !well_formed {
+                return Err(format!("'{entry}' is not an origin like https://crypt.example"));
+            }
+            origins.push(HeaderValue::from_str(entry).map_err(|_| format!("'{entry}' is not a valid header value"))?);
+        }
+        if origins.is_empty() {
+            return Err("must be * or a comma-separated list of origins".into());
+        }
+        Ok(Cors::List(origins))
+    }
+
+    /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when the answer depends on it).
+    ///
+    /// Every response carries the header. With a list, a listed origin is echoed; any other
+    /// caller gets the first listed origin, which its browser will refuse to match.
+    pub(crate) fn decorate(&self, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
+        match self {
+            Cors::Any => {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            }
+            Cors::List(list) => {
+                let allowed = origin.and_then(|o| list.iter().find(|l| *l == o)).unwrap_or(&list[0]);
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed.clone());
+                h.append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+    }
+
+    /// The answer to `OPTIONS` on any path: 204 with the allowed methods and headers.
+    pub(crate) fn preflight(&self) -> Response<Bytes> {
+        let mut resp = Response::new(Bytes::new());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_star_and_lists() {
+        assert_eq!(Cors::parse("*"), Ok(Cors::Any));
+        assert_eq!(
+            Cors::parse("https://a.example, http://localhost:3000/").unwrap(),
+            Cors::List(vec![
+                HeaderValue::from_static("https://a.example"),
+                HeaderValue::from_static("http://localhost:3000")
+            ])
+        );
+        assert!(Cors::parse("a.example").is_err());
+        assert!(Cors::parse("https://a.example/path").is_err());
+        assert!(Cors::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn a_listed_origin_is_echoed_and_others_get_the_first() {
+        let cors = Cors::parse("https://a.example,https://b.example").unwrap();
+        let mut h = HeaderMap::new();
+        cors.decorate(Some(&HeaderValue::from_static("https://b.example")), &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://b.example");
+        assert_eq!(h[header::VARY], "Origin");
+        let mut h = HeaderMap::new();
+        cors.decorate(Some(&HeaderValue::from_static("https://evil.example")), &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+    }
+}

@@ -1,0 +1,297 @@
+//! # crypt-http: the HTTP API, encoded once
+//!
+//! The driving adapter of the hexagon. Every route, JSON body, status code, header and CORS
+//! rule of `SPEC.md` lives here, over plain [`http`] types, and both runtimes (the hyper server
+//! and the Cloudflare Worker) call [`Api::handle`]. A runtime never decides a status code: it
+//! reads the request (stopping at the body cap), asks [`Api::reject_body`] when it could not,
+//! and writes back what it is given.
+//!
+//! It depends on the domain and on `http`/`serde_json` only: never on hyper, tokio, a store
+//! client or the Workers runtime.
+
+mod cors;
+mod rfc3339;
+
+pub use cors::Cors;
+pub use rfc3339::format_rfc3339;
+
+use bytes::Bytes;
+use crypt_domain::{AdmitError, CreateError, Draft, OpenError, StoreError, Vault};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+/// Who sent a request, as the runtime determined it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The key the rate limit is counted under: the client's IP address as text.
+    pub key: String,
+}
+
+/// Why a runtime could not read a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRejection {
+    /// The body is larger than the cap (by its Content-Length, or while it streamed in).
+    TooLarge,
+    /// The client did not send the body within the body-read timeout.
+    TimedOut,
+    /// The connection broke or the framing was invalid.
+    Malformed,
+}
+
+/// Where a request goes, decided from its path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `/`: create.
+    Root,
+    /// `/healthz`: the process is alive.
+    Health,
+    /// `/readyz`: the store is reachable.
+    Ready,
+    /// `/{id}`: read and destroy. The id may have the wrong shape; that is a 404 later.
+    Message(&'a str),
+    /// Anything with more than one path segment.
+    Unknown,
+}
+
+impl<'a> Route<'a> {
+    /// Routes a path (without its query string). Percent-escapes are not decoded: `%` is not
+    /// an id character, so an escaped id is simply not found.
+    pub fn of(path: &'a str) -> Self {
+        match path {
+            "" | "/" => Route::Root,
+            "/healthz" => Route::Health,
+            "/readyz" => Route::Ready,
+            _ => match path.strip_prefix('/') {
+                Some(rest) if !rest.contains('/') => Route::Message(rest),
+                _ => Route::Unknown,
+            },
+        }
+    }
+
+    /// A short label for logs and metrics: never the id itself.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Root => "create",
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
+            Route::Message(_) => "open",
+            Route::Unknown => "unknown",
+        }
+    }
+}
+
+/// The HTTP API over one [`Vault`].
+#[derive(Debug, Clone)]
+pub struct Api {
+    vault: Vault,
+    cors: Cors,
+}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl Api {
+    /// The API over `vault`, answering cross-origin requests as `cors` allows.
+    pub fn new(vault: Vault, cors: Cors) -> Self {
+        Self { vault, cors }
+    }
+
+    /// The vault behind the API.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// True when the runtime must read the request body before calling [`Api::handle`]. Only
+    /// a create reads its body; every other request is answered without it, so a large body on
+    /// any other route is never buffered.
+    pub fn wants_body(&self, method: &Method, path: &str) -> bool {
+        method == Method::POST && Route::of(path) == Route::Root
+    }
+
+    /// Answers a request whose body could not be read.
+    pub fn reject_body(&self, headers: &HeaderMap, why: BodyRejection) -> Response<Bytes> {
+        let (status, text) = match why {
+            BodyRejection::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+            BodyRejection::TimedOut => (StatusCode::REQUEST_TIMEOUT, "Request body timed out"),
+            BodyRejection::Malformed => (StatusCode::BAD_REQUEST, "Could not read request body"),
+        };
+        let mut resp = self.finish(headers, error(status, text));
+        // The rest of the body is not going to be read: tell the client the connection ends.
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    }
+
+    /// Answers one request. `req`'s body is the whole body when [`Api::wants_body`] said so,
+    /// and may be empty otherwise.
+    pub async fn handle(&self, req: Request<Bytes>, client: &ClientInfo) -> Response<Bytes> {
+        let (parts, body) = req.into_parts();
+        let resp = self.route(&parts.method, parts.uri.path(), body, client).await;
+        self.finish(&parts.headers, resp)
+    }
+
+    async fn route(&self, method: &Method, path: &str, body: Bytes, client: &ClientInfo) -> Response<Bytes> {
+        if method == Method::OPTIONS {
+            return self.cors.preflight();
+        }
+        let route = Route::of(path);
+        match (route, method) {
+            (Route::Root, &Method::POST) => self.create(body, client).await,
+            (Route::Root, _) => not_allowed("POST, OPTIONS"),
+            (Route::Health, &Method::GET) => ok(r#"{"status":"ok"}"#),
+            (Route::Ready, &Method::GET) => self.ready().await,
+            (Route::Health | Route::Ready, _) => not_allowed("GET, OPTIONS"),
+            (Route::Message(id), &Method::GET) => self.open(id, client).await,
+            (Route::Message(_), _) => not_allowed("GET, OPTIONS"),
+            (Route::Unknown, &Method::GET) => error(StatusCode::NOT_FOUND, "Message not found"),
+            (Route::Unknown, _) => error(StatusCode::NOT_FOUND, "Not found"),
+        }
+    }
+
+    async fn create(&self, body: Bytes, client: &ClientInfo) -> Response<Bytes> {
+        if let Err(e) = self.vault.admit(&client.key).await {
+            return refused(e);
+        }
+        let draft = match parse_draft(&body) {
+            Ok(d) => d,
+            Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+        };
+        match self.vault.create(draft).await {
+            Ok(created) => {
+                let body = serde_json::json!({
+                    "id": created.id.as_str(),
+                    "expires_at": format_rfc3339(created.expires_at),
+                });
+                json(StatusCode::OK, body.to_string())
+            }
+            Err(e) => self.create_failed(e),
+        }
+    }
+
+    fn create_failed(&self, e: CreateError) -> Response<Bytes> {
+        match e {
+            CreateError::Empty => error(StatusCode::BAD_REQUEST, "Message cannot be empty"),
+            CreateError::TooLarge { max, .. } if max == 102_400 => {
+                error(StatusCode::PAYLOAD_TOO_LARGE, "Message exceeds 100 KB")
+            }
+            CreateError::TooLarge { max, .. } => {
+                error(StatusCode::PAYLOAD_TOO_LARGE, &format!("Message exceeds {max} bytes"))
+            }
+            CreateError::Ttl(range) => error(
+                StatusCode::BAD_REQUEST,
+                &format!("Field 'ttl' must be between {} and {} seconds", range.min, range.max),
+            ),
+            CreateError::NoUniqueId { attempts } => {
+                tracing::error!(attempts, "no unused id found; consider a longer CRYPT_ID_LENGTH");
+                error(StatusCode::INTERNAL_SERVER_ERROR, "Could not generate a unique ID")
+            }
+            CreateError::Store(e) => store_failed("create", e),
+        }
+    }
+
+    async fn open(&self, raw_id: &str, client: &ClientInfo) -> Response<Bytes> {
+        if let Err(e) = self.vault.admit(&client.key).await {
+            return refused(e);
+        }
+        match self.vault.open(raw_id).await {
+            Ok(message) => {
+                let body = serde_json::json!({ "message": message.into_string() });
+                json(StatusCode::OK, body.to_string())
+            }
+            Err(OpenError::NotFound) => error(StatusCode::NOT_FOUND, "Message not found"),
+            Err(OpenError::Store(e)) => store_failed("open", e),
+        }
+    }
+
+    async fn ready(&self) -> Response<Bytes> {
+        match self.vault.ready().await {
+            Ok(()) => ok(r#"{"status":"ready"}"#),
+            Err(e) => store_failed("readyz", e),
+        }
+    }
+
+    /// Adds the headers every response carries: content type, security and CORS.
+    fn finish(&self, req_headers: &HeaderMap, mut resp: Response<Bytes>) -> Response<Bytes> {
+        let has_body = resp.status() != StatusCode::NO_CONTENT;
+        let h = resp.headers_mut();
+        if has_body {
+            h.insert(header::CONTENT_TYPE, JSON);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        self.cors.decorate(req_headers.get(header::ORIGIN), h);
+        resp
+    }
+}
+
+/// Turns a create body into a [`Draft`], or says in words what is wrong with it.
+fn parse_draft(body: &[u8]) -> Result<Draft, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            "Invalid JSON: the body is empty or cut short".to_string()
+        } else {
+            "Invalid JSON".to_string()
+        }
+    })?;
+    let Value::Object(mut fields) = value else {
+        return Err("Request body must be a JSON object".into());
+    };
+    let message = match fields.remove("message") {
+        None => return Err("Field 'message' is required".into()),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err("Field 'message' must be a string".into()),
+    };
+    let ttl_secs = match fields.remove("ttl") {
+        None => None,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
+        Some(_) => return Err("Field 'ttl' must be a positive whole number of seconds".into()),
+    };
+    Ok(Draft { message, ttl_secs })
+}
+
+fn refused(e: AdmitError) -> Response<Bytes> {
+    match e {
+        AdmitError::RateLimited { retry_after_secs } => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            resp
+        }
+        AdmitError::Store(e) => store_failed("rate limit", e),
+    }
+}
+
+fn store_failed(during: &'static str, e: StoreError) -> Response<Bytes> {
+    match e {
+        StoreError::Full => {
+            tracing::warn!(during, "store is full; refusing new messages");
+            error(StatusCode::INSUFFICIENT_STORAGE, "Storage full")
+        }
+        StoreError::Unavailable(cause) => {
+            tracing::warn!(during, %cause, "store unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "Storage unavailable")
+        }
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(body));
+    *resp.status_mut() = status;
+    resp
+}
+
+fn ok(body: &'static str) -> Response<Bytes> {
+    json(StatusCode::OK, body.to_owned())
+}
+
+fn error(status: StatusCode, text: &str) -> Response<Bytes> {
+    json(status, serde_json::json!({ "error": text }).to_string())
+}
+
+fn not_allowed(allow: &'static str) -> Response<Bytes> {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! The ports: what the rules need from the outside world, and what every adapter MUST guarantee.
+
+use crate::{MessageId, RateLimit, StoredMessage, Ttl, UnixMillis};
+use async_trait::async_trait;
+
+/// `Send + Sync` on native targets, where hyper runs handlers on a multi-threaded runtime;
+/// nothing on wasm32, where Workers futures and handles are not `Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+/// `Send + Sync` on native targets, where hyper runs handlers on a multi-threaded runtime;
+/// nothing on wasm32, where Workers futures and handles are not `Send`.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}
+
+/// A store could not do what was asked. The cause is for logs, never for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend did not answer, answered an error, or timed out. Nothing can be said about
+    /// whether a write happened, except what each method's guarantees say.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend refuses new data because it is at capacity. Nothing was evicted to make room.
+    #[error("store full")]
+    Full,
+}
+
+/// The answer to [`MessageStore::insert_new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The message is stored under the id.
+    Stored,
+    /// The id already holds an unexpired message; nothing was written.
+    Taken,
+}
+
+/// Where messages live until they are read or expire.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+pub trait MessageStore: MaybeSendSync {
+    /// Stores `message` under `id` only if `id` holds nothing (or only an expired message).
+    ///
+    /// An implementation MUST:
+    /// - never overwrite an unexpired message; two concurrent `insert_new`s of one id MUST NOT
+    ///   both return [`Inserted::Stored`] (where the backend is strongly consistent);
+    /// - keep the message at least until `message.expires_at` unless it is taken, and may drop
+    ///   it any time after (`ttl` is given so that backends with their own expiry can use it);
+    /// - never evict another unread message to make room.
+    ///
+    /// # Errors
+    /// [`StoreError::Full`] when the backend is at capacity; [`StoreError::Unavailable`] when it
+    /// cannot be reached. After an error the caller must not report the message as stored.
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError>;
+
+    /// Removes the message under `id` and returns it; `None` when there is none.
+    ///
+    /// An implementation MUST make this atomic where the backend allows it: two concurrent
+    /// `take`s of one id MUST NOT both return `Some`. It may return a message whose
+    /// `expires_at` has passed; the [`crate::Vault`] decides expiry, not the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached. The message then stays
+    /// stored, unless the backend carried out the delete and only its reply was lost.
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// Succeeds when the backend is reachable and answering, for readiness probes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it is not.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What [`RateLimiter::hit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The request is within the limit and has been counted.
+    Allowed,
+    /// The request is over the limit; the client may retry after this many whole seconds (≥ 1).
+    Limited {
+        /// Whole seconds until a request would be allowed again.
+        retry_after_secs: u64,
+    },
+}
+
+/// Counts requests per client.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+pub trait RateLimiter: MaybeSendSync {
+    /// Counts one request by `client` at `now` against `limit` (a sliding window), and says
+    /// whether it is allowed.
+    ///
+    /// An implementation MUST allow at most `limit.max` requests from one client in any window
+    /// of `limit.window_secs` seconds, counting only allowed requests, and MUST allow every
+    /// request when `limit.max` is 0. Within one limiter the count is exact under concurrency.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the limiter's backend cannot be reached.
+    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError>;
+}
+
+/// The current time.
+pub trait Clock: MaybeSendSync {
+    /// Milliseconds since the Unix epoch. It need not be monotonic.
+    fn now(&self) -> UnixMillis;
+}
+
+/// Where new ids come from.
+pub trait IdSource: MaybeSendSync {
+    /// A fresh candidate id of `len` characters from `[A-Za-z0-9]`, drawn from a
+    /// cryptographically secure random source (see [`crate::alphanumeric_id`]).
+    fn next_id(&self, len: usize) -> String;
+}

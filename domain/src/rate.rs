@@ -1,0 +1,103 @@
+//! The sliding-window rate limit, as a pure algorithm.
+//!
+//! A sliding log: the instants of the allowed requests within the last window. It is exact (no
+//! bucket boundary lets a client send twice its budget), and its memory is bounded by the
+//! budget per client. The memory adapter and the Worker's per-isolate limiter run it as is;
+//! the Redis adapter runs the same algorithm server-side over a sorted set.
+
+use crate::{RateDecision, RateLimit, UnixMillis};
+use std::collections::VecDeque;
+
+/// One client's recent allowed requests.
+#[derive(Debug, Clone, Default)]
+pub struct WindowLog {
+    hits: VecDeque<UnixMillis>,
+}
+
+impl WindowLog {
+    /// Counts a request at `now` against `limit`.
+    pub fn hit(&mut self, now: UnixMillis, limit: RateLimit) -> RateDecision {
+        if limit.is_off() {
+            return RateDecision::Allowed;
+        }
+        let window = limit.window_ms();
+        while self.hits.front().is_some_and(|&t| t.saturating_add(window) <= now) {
+            self.hits.pop_front();
+        }
+        if self.hits.len() >= limit.max as usize {
+            let oldest = self.hits.front().copied().unwrap_or(now);
+            let wait_ms = oldest.saturating_add(window).saturating_sub(now);
+            return RateDecision::Limited { retry_after_secs: wait_ms.div_ceil(1000).max(1) };
+        }
+        self.hits.push_back(now);
+        RateDecision::Allowed
+    }
+
+    /// True when no request of this log still counts at `now`, so the log can be dropped.
+    pub fn is_idle(&self, now: UnixMillis, limit: RateLimit) -> bool {
+        self.hits.back().is_none_or(|&t| t.saturating_add(limit.window_ms()) <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: RateLimit = RateLimit { max: 3, window_secs: 10 };
+
+    #[test]
+    fn allows_the_budget_then_limits_with_retry_after() {
+        let mut log = WindowLog::default();
+        for t in [0, 1000, 2000] {
+            assert_eq!(log.hit(t, LIMIT), RateDecision::Allowed);
+        }
+        // The oldest hit (t=0) leaves the window at t=10_000: 7.5 s away, so 8 whole seconds.
+        assert_eq!(log.hit(2500, LIMIT), RateDecision::Limited { retry_after_secs: 8 });
+    }
+
+    #[test]
+    fn the_window_slides_rather_than_resetting() {
+        let mut log = WindowLog::default();
+        for t in [0, 5000, 9000] {
+            log.hit(t, LIMIT);
+        }
+        assert_eq!(log.hit(10_000, LIMIT), RateDecision::Allowed); // t=0 slid out
+        assert!(matches!(log.hit(10_001, LIMIT), RateDecision::Limited { .. }));
+    }
+
+    #[test]
+    fn limited_requests_do_not_count() {
+        let mut log = WindowLog::default();
+        for t in 0..3 {
+            log.hit(t, LIMIT);
+        }
+        for t in 3..100 {
+            assert!(matches!(log.hit(t, LIMIT), RateDecision::Limited { .. }));
+        }
+        assert_eq!(log.hit(10_000, LIMIT), RateDecision::Allowed);
+    }
+
+    #[test]
+    fn retry_after_is_at_least_one_second() {
+        let mut log = WindowLog::default();
+        let limit = RateLimit { max: 1, window_secs: 1 };
+        log.hit(0, limit);
+        assert_eq!(log.hit(999, limit), RateDecision::Limited { retry_after_secs: 1 });
+    }
+
+    #[test]
+    fn zero_max_turns_limiting_off() {
+        let mut log = WindowLog::default();
+        let off = RateLimit { max: 0, window_secs: 60 };
+        assert!((0..1000).all(|t| log.hit(t, off) == RateDecision::Allowed));
+        assert!(log.is_idle(0, off));
+    }
+
+    #[test]
+    fn idle_once_the_newest_hit_left_the_window() {
+        let mut log = WindowLog::default();
+        log.hit(0, LIMIT);
+        assert!(!log.is_idle(9_999, LIMIT));
+        assert!(log.is_idle(10_000, LIMIT));
+    }
+}
