@@ -1,1 +1,27 @@
+//! # crypt-server: the self-hosted runtime
+//!
+//! Wiring only: read [`Settings`], build the store and limiter adapters, build the
+//! [`Vault`](crypt_domain::Vault) and the [`Api`], and serve it with hyper on tokio. Every status
+//! code comes from `crypt-http`; this crate reads requests (stopping at the body cap and the
+//! read timeouts), finds the client's address, and writes responses back.
+//!
+//! Embed it in your own integration tests with [`spawn`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let crypt = crypt_server::spawn(crypt_server::Settings::ephemeral()).await?;
+//! let base_url = crypt.url(); // e.g. http://127.0.0.1:41237
+//! // ... point your code at base_url ...
+//! crypt.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+mod client_ip;
+mod serve;
+mod settings;
+mod system;
+
+pub use client_ip::client_ip;
+pub use serve::{spawn, Running, StartError};
+pub use settings::{Settings, SettingsError, StoreKind, KNOWN as KNOWN_SETTINGS};
+pub use system::{RandomIds, SystemClock};

@@ -1,0 +1,83 @@
+use crate::{shard_of, SHARDS};
+use async_trait::async_trait;
+use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, WindowLog};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// The domain's sliding window, per client, in this process only.
+///
+/// Several processes each keep their own count, so behind a load balancer a client gets the
+/// budget once per process; use the Redis limiter for one global limit.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    /// One lock per shard, held only while one client's log is updated.
+    shards: Box<[Mutex<HashMap<String, WindowLog>>]>,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MemoryLimiter {
+    /// Drops the logs of clients with no request left in the window, so memory follows the
+    /// number of active clients; returns how many were dropped.
+    pub fn sweep(&self, now: UnixMillis, limit: RateLimit) -> usize {
+        let mut dropped = 0;
+        for shard in self.shards.iter() {
+            let mut map = lock(shard);
+            let before = map.len();
+            map.retain(|_, log| !log.is_idle(now, limit));
+            dropped += before - map.len();
+        }
+        dropped
+    }
+
+    /// Clients with a log.
+    pub fn clients(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// The decision without the async wrapper, for callers with no executor at hand.
+    pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
+        let mut map = lock(&self.shards[shard_of(client.as_bytes())]);
+        match map.get_mut(client) {
+            Some(log) => log.hit(now, limit),
+            None => map.entry(client.to_owned()).or_default().hit(now, limit),
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl RateLimiter for MemoryLimiter {
+    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
+        Ok(self.hit_now(client, now, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> MemoryLimiter {
+        MemoryLimiter::default()
+    }
+
+    crypt_domain::limiter_contract!(fresh(), 1_700_000_000_000);
+
+    #[test]
+    fn sweep_forgets_idle_clients() {
+        let l = MemoryLimiter::default();
+        let limit = RateLimit { max: 5, window_secs: 10 };
+        l.hit_now("a", 0, limit);
+        l.hit_now("b", 5_000, limit);
+        assert_eq!(l.sweep(10_000, limit), 1);
+        assert_eq!(l.clients(), 1);
+    }
+}

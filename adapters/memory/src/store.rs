@@ -1,0 +1,242 @@
+use crate::{shard_of, SHARDS};
+use async_trait::async_trait;
+use crypt_domain::{Clock, Inserted, MessageId, MessageStore, StoreError, StoredMessage, Ttl};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bytes charged per message on top of its text and id: the map slot, the `String` headers
+/// and allocator rounding. An estimate, so the capacity bounds real memory, not just payload.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Messages in this process's memory, bounded by a byte capacity.
+///
+/// When the capacity would be exceeded, `insert_new` answers [`StoreError::Full`]: an unread
+/// message is never evicted to make room. Restarting the process loses every message.
+pub struct MemoryStore {
+    /// One lock per shard, held only for a map operation, never across an await.
+    shards: Box<[Mutex<HashMap<MessageId, StoredMessage>>]>,
+    /// Bytes charged for stored messages, reserved before an insert so concurrent inserts
+    /// cannot overshoot the capacity together.
+    used: AtomicUsize,
+    capacity: usize,
+    /// Needed to tell an expired entry (which may be replaced or swept) from a live one.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("used", &self.used.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cost(id: &MessageId, m: &StoredMessage) -> usize {
+    id.as_str().len() + m.message.len() + ENTRY_OVERHEAD
+}
+
+impl MemoryStore {
+    /// An empty store holding at most `capacity_bytes` (text, ids and per-entry overhead).
+    pub fn new(capacity_bytes: usize, clock: Arc<dyn Clock>) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        Self { shards, used: AtomicUsize::new(0), capacity: capacity_bytes, clock }
+    }
+
+    /// Messages held, expired or not.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes charged against the capacity.
+    pub fn used_bytes(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Removes every expired message and frees its bytes; returns how many were removed.
+    /// Locks one shard at a time, so readers and writers of other shards are not held up.
+    pub fn sweep(&self) -> usize {
+        let now = self.clock.now();
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut map = lock(shard);
+            let mut freed = 0;
+            map.retain(|id, m| {
+                let keep = !m.is_expired(now);
+                if !keep {
+                    freed += cost(id, m);
+                    removed += 1;
+                }
+                keep
+            });
+            self.release(freed);
+        }
+        removed
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<(), StoreError> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.capacity)
+            })
+            .map(|_| ())
+            .map_err(|_| StoreError::Full)
+    }
+
+    fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.used.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+
+    fn shard(&self, id: &MessageId) -> MutexGuard<'_, HashMap<MessageId, StoredMessage>> {
+        lock(&self.shards[shard_of(id.as_str().as_bytes())])
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-operation; every operation here
+/// leaves the map consistent, so the data is still good.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl MessageStore for MemoryStore {
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, _ttl: Ttl) -> Result<Inserted, StoreError> {
+        let bytes = cost(id, message);
+        self.reserve(bytes)?;
+        let now = self.clock.now();
+        let mut map = self.shard(id);
+        match map.get(id) {
+            Some(held) if !held.is_expired(now) => {
+                drop(map);
+                self.release(bytes);
+                Ok(Inserted::Taken)
+            }
+            _ => {
+                if let Some(old) = map.insert(id.clone(), message.clone()) {
+                    self.release(cost(id, &old));
+                }
+                Ok(Inserted::Stored)
+            }
+        }
+    }
+
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let taken = self.shard(id).remove(id);
+        if let Some(m) = &taken {
+            self.release(cost(id, m));
+        }
+        Ok(taken)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypt_domain::testkit::ManualClock;
+    use crypt_domain::{Message, Policy};
+
+    fn wall_clock_now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    async fn fresh() -> MemoryStore {
+        MemoryStore::new(1 << 30, Arc::new(ManualClock::new(wall_clock_now())))
+    }
+
+    crypt_domain::store_contract!(fresh(), wall_clock_now());
+
+    fn msg(text: &str, expires_at: u64) -> StoredMessage {
+        StoredMessage { message: Message::new(text.into(), &Policy::default()).unwrap(), expires_at }
+    }
+
+    fn id(s: &str) -> MessageId {
+        MessageId::parse(s).unwrap()
+    }
+
+    fn ttl() -> Ttl {
+        Ttl::default_for(&Policy::default())
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_and_keeps_what_it_has() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(2 * (5 + 100 + ENTRY_OVERHEAD), clock);
+        let text = "x".repeat(100);
+        assert_eq!(store.insert_new(&id("aaaaa"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
+        assert_eq!(store.insert_new(&id("bbbbb"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
+        assert_eq!(store.insert_new(&id("ccccc"), &msg(&text, 10), ttl()).await, Err(StoreError::Full));
+        assert_eq!(store.len(), 2);
+        // Reading one frees its room.
+        assert!(store.take(&id("aaaaa")).await.unwrap().is_some());
+        assert_eq!(store.insert_new(&id("ccccc"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
+    }
+
+    #[tokio::test]
+    async fn a_refused_duplicate_gives_its_reservation_back() {
+        let store = MemoryStore::new(1 << 20, Arc::new(ManualClock::new(0)));
+        store.insert_new(&id("aaaaa"), &msg("one", 10), ttl()).await.unwrap();
+        let before = store.used_bytes();
+        assert_eq!(store.insert_new(&id("aaaaa"), &msg("two", 10), ttl()).await, Ok(Inserted::Taken));
+        assert_eq!(store.used_bytes(), before);
+    }
+
+    #[tokio::test]
+    async fn sweep_frees_expired_messages_only() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(1 << 20, clock.clone());
+        store.insert_new(&id("short"), &msg("a", 1_000), ttl()).await.unwrap();
+        store.insert_new(&id("longr"), &msg("b", 5_000), ttl()).await.unwrap();
+        clock.advance(1_000);
+        assert_eq!(store.sweep(), 1);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.used_bytes(), cost(&id("longr"), &msg("b", 5_000)));
+        clock.advance(4_000);
+        assert_eq!(store.sweep(), 1);
+        assert_eq!(store.used_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_expired_id_can_be_reused() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(1 << 20, clock.clone());
+        store.insert_new(&id("reuse"), &msg("old", 1_000), ttl()).await.unwrap();
+        clock.advance(1_000);
+        assert_eq!(store.insert_new(&id("reuse"), &msg("new", 9_000), ttl()).await, Ok(Inserted::Stored));
+        assert_eq!(store.take(&id("reuse")).await.unwrap().unwrap().message.as_str(), "new");
+        assert_eq!(store.used_bytes(), 0);
+    }
+
+    #[test]
+    fn parallel_takes_on_threads_yield_exactly_one() {
+        let store = Arc::new(MemoryStore::new(1 << 30, Arc::new(ManualClock::new(0))));
+        for round in 0..200 {
+            let key = id(&format!("Thr{round:03}"));
+            futures::executor::block_on(store.insert_new(&key, &msg("once", u64::MAX), ttl())).unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, key, barrier) = (store.clone(), key.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        futures::executor::block_on(store.take(&key)).unwrap().is_some()
+                    })
+                })
+                .collect();
+            let winners = handles.into_iter().map(|h| h.join().unwrap()).filter(|&w| w).count();
+            assert_eq!(winners, 1, "round {round}");
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The hyper server: accept, read within limits, hand to the API, shut down gracefully.
+
+use crate::settings::{Settings, StoreKind};
+use crate::{client_ip, RandomIds, SystemClock};
+use bytes::Bytes;
+use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
+use crypt_http::{Api, BodyRejection, ClientInfo, Route};
+use crypt_memory::{MemoryLimiter, MemoryStore};
+use http::{header, HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use ipnet::IpNet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from `CRYPT_LISTEN`.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
+/// A running server. Dropping it leaves the server running until the runtime stops; call
+/// [`Running::shutdown`] to stop it gracefully.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// The bound address (with the real port when the settings asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://` and the bound address, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the shutdown grace), and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Everything a request handler needs, shared by all connections.
+struct App {
+    api: Api,
+    trusted_proxies: Vec<IpNet>,
+    max_body_bytes: usize,
+    body_timeout: Duration,
+}
+
+/// Binds, builds the adapters the settings name, and serves in a background task.
+///
+/// # Errors
+/// [`StartError`] when the address cannot be bound.
+pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let (store, limiter, sweeper): (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, JoinHandle<()>) = match settings.store
+    {
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
+            let limiter = Arc::new(MemoryLimiter::default());
+            let sweeper = spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.policy.rate_limit);
+            (store, limiter, sweeper)
+        }
+    };
+
+    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.policy.clone());
+    let app = Arc::new(App {
+        api: Api::new(vault, settings.cors.clone()),
+        trusted_proxies: settings.trusted_proxies.clone(),
+        max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
+    });
+    tracing::info!(%addr, store = ?settings.store, "crypt listening on http://{addr}");
+
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        accept_loop(listener, app, &settings, stopped).await;
+        sweeper.abort();
+    });
+    Ok(Running { addr, stop: Some(stop), task })
+}
+
+/// Frees expired messages and idle rate-limit logs once a second, so memory follows what is
+/// live rather than what was ever stored.
+fn spawn_sweeper(
+    store: Arc<MemoryStore>,
+    limiter: Arc<MemoryLimiter>,
+    clock: Arc<dyn Clock>,
+    limit: crypt_domain::RateLimit,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let expired = store.sweep();
+            limiter.sweep(clock.now(), limit);
+            if expired > 0 {
+                tracing::debug!(expired, "swept expired messages");
+            }
+        }
+    })
+}
+
+async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout).keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| serve_one(app.clone(), peer, req));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?settings.shutdown_grace, "in-flight requests did not finish in time");
+    }
+}
+
+async fn serve_one(
+    app: Arc<App>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let client = ClientInfo { key: client_ip(peer.ip(), req.headers(), &app.trusted_proxies).to_string() };
+    let (parts, body) = req.into_parts();
+    let route = Route::of(parts.uri.path()).label();
+    let body = if app.api.wants_body(&parts.method, parts.uri.path()) {
+        match read_body(body, &parts.headers, app.max_body_bytes, app.body_timeout).await {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                tracing::info!(route, ?why, "request body refused");
+                return Ok(app.api.reject_body(&parts.headers, why).map(Full::new));
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let resp = app.api.handle(Request::from_parts(parts, body), &client).await;
+    tracing::debug!(route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    Ok(resp.map(Full::new))
+}
+
+/// Reads a body up to `max` bytes within `timeout`. A declared length over the cap is refused
+/// before a byte is read; a chunked body is cut off as soon as it passes the cap, so memory
+/// never holds more than `max` bytes of one request.
+async fn read_body(body: Incoming, headers: &HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, BodyRejection> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(BodyRejection::TooLarge);
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Err(_) => Err(BodyRejection::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyRejection::TooLarge),
+        Ok(Err(_)) => Err(BodyRejection::Malformed),
+    }
+}
