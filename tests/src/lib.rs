@@ -1,1 +1,233 @@
+//! # crypt-conformance: SPEC.md over real HTTP
+//!
+//! The black-box suite. Every check in [`checks`] talks to a running crypt through a
+//! [`Target`] (a base URL plus what that deployment can do) that a **launcher** starts with a
+//! [`Profile`] of settings. Adding a runtime × store pair is one line:
+//!
+//! ```ignore
+//! crypt_conformance::conformance_suite!(my_launcher);
+//! ```
+//!
+//! where `my_launcher: fn(Profile) -> BoxFuture<'static, Target>`. The launchers shipped here
+//! are in [`launch`]: the in-process server with the memory store, and any deployment whose URL
+//! is in `CRYPT_BASE_URL`.
 
+pub mod checks;
+pub mod launch;
+mod raw;
+
+use futures::future::BoxFuture;
+use std::any::Any;
+use std::collections::HashMap;
+
+pub use raw::{raw_exchange, RawResponse};
+
+/// Settings a check needs from the deployment it runs against, as `CRYPT_*` variables.
+///
+/// Every launcher applies the same base: rate limiting off (so checks do not trip over each
+/// other's requests) and a minimum `ttl` of 1 second (so expiry can be watched). A check that
+/// needs more says so in its profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Extra settings on top of the base.
+    pub settings: Vec<(&'static str, String)>,
+}
+
+impl Profile {
+    /// The base settings only.
+    pub fn base() -> Self {
+        Self { settings: Vec::new() }
+    }
+
+    /// The base plus one setting.
+    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.settings.push((name, value.to_string()));
+        self
+    }
+
+    /// True when this is the base profile, which a deployment we did not start may match.
+    pub fn is_base(&self) -> bool {
+        self.settings.is_empty()
+    }
+
+    /// The full set of variables: the base, then this profile's additions.
+    pub fn env(&self) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [("CRYPT_RATE_LIMIT_MAX", "0"), ("CRYPT_MIN_TTL_SECS", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        env.extend(self.settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    }
+}
+
+/// What a deployment can be asked to prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Burn-on-read is atomic: concurrent reads of one id give exactly one 200 (not on KV).
+    pub exact_once: bool,
+    /// The store has a byte capacity a test can fill (the memory store).
+    pub capacity: bool,
+    /// The launcher applied the requested [`Profile`] (false for a deployment we did not start).
+    pub configurable: bool,
+    /// Raw TCP checks (slow clients, hand-framed bodies) can reach it: plain `http://`.
+    pub raw_tcp: bool,
+    /// The header-read timeout is a setting of this runtime.
+    pub header_timeout: bool,
+}
+
+/// A running deployment under test.
+pub struct Target {
+    /// Base URL without a trailing slash.
+    pub base: String,
+    /// What it can be asked to prove.
+    pub caps: Caps,
+    /// A client with keep-alive, reused by the check.
+    pub http: reqwest::Client,
+    /// Whatever keeps the deployment alive (a server handle, a child process); dropped last.
+    pub keep: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("base", &self.base).field("caps", &self.caps).finish_non_exhaustive()
+    }
+}
+
+/// Starts a deployment with a profile.
+pub type Launch = fn(Profile) -> BoxFuture<'static, Target>;
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON; panics with the body text when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// One header as text, or "" when absent.
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    }
+}
+
+impl Target {
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("read body").to_vec();
+        Resp { status, headers, body }
+    }
+
+    /// `POST /` with a raw body.
+    pub async fn post_raw(&self, body: impl Into<Vec<u8>>) -> Resp {
+        self.send("POST", "/", Some(body.into()), &[("content-type", "application/json")]).await
+    }
+
+    /// `POST /` with a JSON value.
+    pub async fn post(&self, body: serde_json::Value) -> Resp {
+        self.post_raw(body.to_string()).await
+    }
+
+    /// Creates a message and returns its id, asserting success.
+    pub async fn create(&self, message: &str) -> String {
+        let r = self.post(serde_json::json!({ "message": message })).await;
+        assert_eq!(r.status, 200, "create failed: {:?}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().expect("id is a string").to_owned()
+    }
+
+    /// `GET /{path}`.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None, &[]).await
+    }
+
+    /// `host:port` of the base URL, for raw TCP checks.
+    pub fn authority(&self) -> String {
+        let rest = self.base.split_once("://").map(|(_, r)| r).unwrap_or(&self.base);
+        rest.trim_end_matches('/').to_owned()
+    }
+}
+
+/// A client for checks: keep-alive, no proxy from the environment, a generous timeout so a
+/// hang fails the check instead of the whole run.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("reqwest client")
+}
+
+/// Prints why a check does not apply to a target, so a skip is never silent.
+pub fn not_applicable(check: &str, target: &Target, why: &str) {
+    println!("NOT APPLICABLE {check} on {}: {why}", target.base);
+}
+
+/// Expands to one `#[tokio::test]` per check in [`checks`], each launching its own target
+/// with `$launch`. Any attributes given after the launcher (e.g. `#[ignore = "..."]`) are put
+/// on every test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($launch:path $(, #[$attr:meta])*) => {
+        $crate::conformance_suite!(@each $launch, [$(#[$attr])*];
+            create_answers_an_id_of_the_configured_shape,
+            first_read_returns_the_message_and_destroys_it,
+            unknown_ids_are_404_with_the_exact_body,
+            wrong_shaped_ids_are_404,
+            unicode_round_trips_exactly,
+            message_size_limit_counts_bytes_ascii,
+            message_size_limit_counts_bytes_multibyte,
+            any_content_type_is_parsed_as_json,
+            malformed_json_is_400,
+            bad_messages_are_400,
+            bad_ttls_are_400,
+            ttl_is_honoured_and_reported,
+            default_ttl_is_24_hours,
+            api_responses_carry_json_and_security_headers,
+            cors_preflight_answers_204_on_any_path,
+            cors_origin_is_on_every_response,
+            configured_cors_origins_are_echoed,
+            wrong_methods_are_405_with_allow,
+            unknown_paths_are_404,
+            rate_limit_is_429_with_retry_after,
+            body_over_the_cap_with_content_length_is_413,
+            body_over_the_cap_chunked_is_413,
+            slow_headers_are_cut_off_while_others_are_served,
+            concurrent_creates_get_distinct_ids,
+            concurrent_reads_of_one_id_give_exactly_one_200,
+            health_and_readiness_answer,
+            full_store_is_507_and_keeps_what_it_has,
+            longer_configured_ids_work
+        );
+    };
+    (@each $launch:path, [$($attrs:tt)*]; $check:ident $(, $rest:ident)*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attrs)*
+        async fn $check() {
+            $crate::checks::$check($launch).await;
+        }
+        $crate::conformance_suite!(@each $launch, [$($attrs)*]; $($rest),*);
+    };
+    (@each $launch:path, [$($attrs:tt)*];) => {};
+}

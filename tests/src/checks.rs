@@ -1,0 +1,574 @@
+//! One function per behaviour of SPEC.md, each starting its own target.
+
+use crate::{not_applicable, raw_exchange, Launch, Profile, Target};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const NOT_FOUND: &str = r#"{"error":"Message not found"}"#;
+
+fn body_eq(r: &crate::Resp, expected: &str) {
+    let expected: Value = serde_json::from_str(expected).unwrap();
+    assert_eq!(r.json(), expected, "status {}", r.status);
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (an optional fraction is allowed) into Unix seconds.
+fn parse_rfc3339(s: &str) -> i64 {
+    let bad = || panic!("not RFC 3339 UTC: {s:?}");
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        bad();
+    }
+    if !s.ends_with('Z') {
+        bad();
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap_or_else(|_| bad());
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
+}
+
+async fn round_trip(t: &Target, message: &str) {
+    let id = t.create(message).await;
+    let r = t.get(&format!("/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({ "message": message }), "message changed in transit");
+}
+
+/// `POST /` answers 200 with a 5-character `[A-Za-z0-9]` id and an RFC 3339 `expires_at`.
+pub async fn create_answers_an_id_of_the_configured_shape(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let r = t.post(json!({"message": "hello"})).await;
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    let id = body["id"].as_str().expect("id");
+    if t.caps.configurable {
+        assert_eq!(id.len(), 5, "{id}");
+    }
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+    if let Some(at) = body.get("expires_at") {
+        parse_rfc3339(at.as_str().expect("expires_at is a string"));
+    }
+}
+
+/// The first read returns the message; the second answers 404 with the reference body.
+pub async fn first_read_returns_the_message_and_destroys_it(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let id = t.create("burn after reading").await;
+    let first = t.get(&format!("/{id}")).await;
+    assert_eq!(first.status, 200);
+    body_eq(&first, r#"{"message":"burn after reading"}"#);
+    let second = t.get(&format!("/{id}")).await;
+    assert_eq!(second.status, 404);
+    body_eq(&second, NOT_FOUND);
+}
+
+/// An id that was never issued is 404 with exactly `{"error":"Message not found"}`.
+pub async fn unknown_ids_are_404_with_the_exact_body(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    for id in ["zzzzz", "Zz9Zz", "abcdefghij"] {
+        let r = t.get(&format!("/{id}")).await;
+        assert_eq!(r.status, 404, "{id}");
+        body_eq(&r, NOT_FOUND);
+    }
+}
+
+/// Ids too short, too long, or with characters outside `[A-Za-z0-9]` are 404, never 400 or 500.
+pub async fn wrong_shaped_ids_are_404(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let too_long = "a".repeat(65);
+    let paths = [
+        "/abc",
+        "/abcd",
+        too_long.as_str(),
+        "/ab%2Fcd",
+        "/%00abcd",
+        "/abcd%00",
+        "/..abc",
+        "/%2E%2E%2Fx",
+        "/abcd%C3%A9",
+        "/h%C3%A9llo",
+        "/abc-d",
+        "/abc_d",
+        "/abcde/",
+        "/abcde/extra",
+    ];
+    for p in paths {
+        let p = if p.starts_with('/') { p.to_owned() } else { format!("/{p}") };
+        let r = t.get(&p).await;
+        assert_eq!(r.status, 404, "{p}");
+        body_eq(&r, NOT_FOUND);
+    }
+}
+
+/// Every character survives: emoji, NUL, newlines, quotes, right-to-left text, markup.
+pub async fn unicode_round_trips_exactly(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let messages = [
+        "emoji 🔥🎉 family 👩‍👩‍👧 flag 🇳🇿",
+        "nul \u{0} in the middle",
+        "line one\nline two\r\nline three\n",
+        "quotes \" ' ` and a backslash \\ and \\\"",
+        "日本語 العربية עברית Ελληνικά",
+        "\u{feff}leading BOM and zero width\u{200b}joiner",
+        "<script>alert('x')</script>&amp;",
+        "   leading and trailing spaces   ",
+        "\u{10FFFF} highest code point",
+    ];
+    for m in messages {
+        round_trip(&t, m).await;
+    }
+}
+
+/// 102,400 ASCII bytes are accepted (and come back whole); 102,401 are 413.
+pub async fn message_size_limit_counts_bytes_ascii(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    round_trip(&t, &"a".repeat(102_400)).await;
+    let r = t.post(json!({ "message": "a".repeat(102_401) })).await;
+    assert_eq!(r.status, 413);
+    body_eq(&r, r#"{"error":"Message exceeds 100 KB"}"#);
+}
+
+/// The limit is in bytes of UTF-8, not characters.
+pub async fn message_size_limit_counts_bytes_multibyte(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    round_trip(&t, &"é".repeat(51_200)).await;
+    round_trip(&t, &"😀".repeat(25_600)).await;
+    for over in ["é".repeat(51_200) + "a", "😀".repeat(25_601), "€".repeat(34_134)] {
+        let r = t.post(json!({ "message": over })).await;
+        assert_eq!(r.status, 413, "{} bytes", over.len());
+        body_eq(&r, r#"{"error":"Message exceeds 100 KB"}"#);
+    }
+}
+
+/// The body is JSON whatever the Content-Type says (curl -d sends form encoding).
+pub async fn any_content_type_is_parsed_as_json(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    for ct in ["application/x-www-form-urlencoded", "text/plain", "application/octet-stream"] {
+        let r = t.send("POST", "/", Some(br#"{"message":"typed"}"#.to_vec()), &[("content-type", ct)]).await;
+        assert_eq!(r.status, 200, "{ct}");
+    }
+    let r = t.send("POST", "/", Some(br#"{"message":"untyped"}"#.to_vec()), &[]).await;
+    assert_eq!(r.status, 200);
+}
+
+fn assert_400_with_reason(r: &crate::Resp, input: &str) {
+    assert_eq!(r.status, 400, "{input:?}: {}", String::from_utf8_lossy(&r.body));
+    let why = r.json()["error"].as_str().map(str::to_owned).unwrap_or_default();
+    assert!(!why.is_empty(), "{input:?}: 400 without a reason");
+}
+
+/// Malformed, truncated, non-object and non-UTF-8 bodies are 400 with a reason.
+pub async fn malformed_json_is_400(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let inputs: [&[u8]; 15] = [
+        b"",
+        b"{",
+        b"{\"message\": \"abc",
+        b"not json",
+        b"{'message': 'single quotes'}",
+        b"{message: \"bare key\"}",
+        b"{\"message\": \"x\",}",
+        b"{\"message\": \"x\"} trailing",
+        b"[]",
+        b"[{\"message\":\"x\"}]",
+        b"\"just a string\"",
+        b"42",
+        b"null",
+        b"true",
+        b"{\"message\": \"\xff\xfe invalid utf-8\"}",
+    ];
+    for input in inputs {
+        let r = t.post_raw(input.to_vec()).await;
+        assert_400_with_reason(&r, &String::from_utf8_lossy(input));
+    }
+    // Form encoding proper (not JSON) is refused, not half-parsed.
+    let r = t
+        .send("POST", "/", Some(b"message=hello".to_vec()), &[("content-type", "application/x-www-form-urlencoded")])
+        .await;
+    assert_400_with_reason(&r, "message=hello");
+    // Still serving.
+    t.create("after the garbage").await;
+}
+
+/// `message` missing, null, a number, an array, an object, a boolean, empty or whitespace: 400.
+pub async fn bad_messages_are_400(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let bodies = [
+        json!({}),
+        json!({"msg": "wrong field"}),
+        json!({"message": null}),
+        json!({"message": 42}),
+        json!({"message": 4.2}),
+        json!({"message": ["a"]}),
+        json!({"message": {"text": "a"}}),
+        json!({"message": true}),
+        json!({"message": ""}),
+        json!({"message": "   "}),
+        json!({"message": " \n\t\r "}),
+    ];
+    for b in bodies {
+        let r = t.post(b.clone()).await;
+        assert_400_with_reason(&r, &b.to_string());
+    }
+}
+
+/// `ttl` zero, negative, fractional, a string, a boolean, null, or out of range: 400.
+pub async fn bad_ttls_are_400(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let ttls = [
+        json!(0),
+        json!(-1),
+        json!(-3600),
+        json!(1.5),
+        json!(60.0),
+        json!("60"),
+        json!(true),
+        json!(null),
+        json!([60]),
+        json!(86_401),
+        json!(1e10),
+        json!(18_446_744_073_709_551_616u128 as f64),
+    ];
+    for ttl in ttls {
+        let b = json!({"message": "x", "ttl": ttl});
+        let r = t.post(b.clone()).await;
+        assert_400_with_reason(&r, &b.to_string());
+    }
+    let r = t.post(json!({"message": "x", "ttl": 86_400})).await;
+    assert_eq!(r.status, 200, "the maximum ttl is allowed");
+}
+
+/// A short `ttl` expires the message; `expires_at` says when.
+pub async fn ttl_is_honoured_and_reported(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let r = t.post(json!({"message": "one hour", "ttl": 3600})).await;
+    assert_eq!(r.status, 200);
+    if let Some(at) = r.json().get("expires_at").and_then(Value::as_str) {
+        let delta = parse_rfc3339(at) - now_secs();
+        assert!((3595..=3601).contains(&delta), "expires_at is {delta} s away");
+    }
+    if !t.caps.configurable {
+        return not_applicable("ttl expiry", &t, "needs CRYPT_MIN_TTL_SECS=1");
+    }
+    let r = t.post(json!({"message": "fleeting", "ttl": 1})).await;
+    assert_eq!(r.status, 200);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let unread = t.create("kept").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let gone = t.get(&format!("/{id}")).await;
+    assert_eq!(gone.status, 404);
+    body_eq(&gone, NOT_FOUND);
+    assert_eq!(t.get(&format!("/{unread}")).await.status, 200, "a default-ttl message outlives a 1 s one");
+}
+
+/// Without `ttl`, a message lives 24 hours.
+pub async fn default_ttl_is_24_hours(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let r = t.post(json!({"message": "a day"})).await;
+    match r.json().get("expires_at").and_then(Value::as_str) {
+        Some(at) => {
+            let delta = parse_rfc3339(at) - now_secs();
+            assert!((86_395..=86_401).contains(&delta), "expires_at is {delta} s away");
+        }
+        None => not_applicable("default ttl", &t, "no expires_at in the answer"),
+    }
+}
+
+fn assert_api_headers(r: &crate::Resp, what: &str) {
+    if r.status != 204 {
+        assert!(
+            r.header("content-type").starts_with("application/json"),
+            "{what}: content-type {:?}",
+            r.header("content-type")
+        );
+    }
+    assert_eq!(r.header("cache-control"), "no-store", "{what}");
+    assert_eq!(r.header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(r.header("referrer-policy"), "no-referrer", "{what}");
+    assert!(!r.header("access-control-allow-origin").is_empty(), "{what}: no Access-Control-Allow-Origin");
+}
+
+/// Every answer is JSON with `no-store`, `nosniff` and `no-referrer`, errors included.
+pub async fn api_responses_carry_json_and_security_headers(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let created = t.post(json!({"message": "h"})).await;
+    assert_api_headers(&created, "200 create");
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_api_headers(&t.get(&format!("/{id}")).await, "200 read");
+    assert_api_headers(&t.get(&format!("/{id}")).await, "404 read");
+    assert_api_headers(&t.post_raw("nope").await, "400");
+    assert_api_headers(&t.send("PUT", "/", None, &[]).await, "405");
+    assert_api_headers(&t.post(json!({"message": "a".repeat(102_401)})).await, "413");
+    assert_api_headers(&t.send("OPTIONS", "/", None, &[]).await, "204");
+}
+
+/// `OPTIONS` on any path is 204 with the allowed methods, headers and a max age.
+pub async fn cors_preflight_answers_204_on_any_path(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    for path in ["/", "/abcde", "/healthz", "/a/b/c"] {
+        let headers = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
+        let r = t.send("OPTIONS", path, None, &headers).await;
+        assert_eq!(r.status, 204, "{path}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, OPTIONS");
+        assert_eq!(r.header("access-control-allow-headers"), "Content-Type");
+        assert!(
+            r.header("access-control-max-age").parse::<u64>().is_ok(),
+            "max age {:?}",
+            r.header("access-control-max-age")
+        );
+        assert!(!r.header("access-control-allow-origin").is_empty());
+    }
+}
+
+/// With the default setting, every response says `Access-Control-Allow-Origin: *`.
+pub async fn cors_origin_is_on_every_response(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.configurable {
+        return not_applicable("default CORS origin", &t, "deployment's CRYPT_CORS_ORIGINS is unknown");
+    }
+    let created = t.post(json!({"message": "c"})).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let responses = [
+        created,
+        t.get(&format!("/{id}")).await,
+        t.get("/zzzzz").await,
+        t.post_raw("{").await,
+        t.send("DELETE", "/zzzzz", None, &[]).await,
+    ];
+    for r in responses {
+        assert_eq!(r.header("access-control-allow-origin"), "*", "status {}", r.status);
+    }
+}
+
+/// With a list of origins, a listed origin is echoed (with `Vary: Origin`); others are not.
+pub async fn configured_cors_origins_are_echoed(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_CORS_ORIGINS", "https://a.example,https://b.example")).await;
+    if !t.caps.configurable {
+        return not_applicable("CORS origin list", &t, "needs CRYPT_CORS_ORIGINS");
+    }
+    let r = t.send("POST", "/", Some(br#"{"message":"x"}"#.to_vec()), &[("origin", "https://b.example")]).await;
+    assert_eq!(r.header("access-control-allow-origin"), "https://b.example");
+    assert!(r.header("vary").to_ascii_lowercase().contains("origin"));
+    let r = t.send("GET", "/zzzzz", None, &[("origin", "https://evil.example")]).await;
+    assert_ne!(r.header("access-control-allow-origin"), "https://evil.example");
+    assert_ne!(r.header("access-control-allow-origin"), "*");
+    let r = t.send("OPTIONS", "/", None, &[("origin", "https://a.example")]).await;
+    assert_eq!(r.header("access-control-allow-origin"), "https://a.example");
+}
+
+/// A method a path does not serve is 405 with an `Allow` header; nothing is burned by it.
+pub async fn wrong_methods_are_405_with_allow(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let id = t.create("do not burn").await;
+    for m in ["GET", "PUT", "DELETE", "PATCH"] {
+        let r = t.send(m, "/", None, &[]).await;
+        assert_eq!(r.status, 405, "{m} /");
+        assert!(r.header("allow").contains("POST"), "{m} /: Allow {:?}", r.header("allow"));
+    }
+    for m in ["POST", "PUT", "DELETE", "PATCH", "HEAD"] {
+        let r = t.send(m, &format!("/{id}"), None, &[]).await;
+        assert_eq!(r.status, 405, "{m} /id");
+        assert!(r.header("allow").contains("GET"), "{m} /id: Allow {:?}", r.header("allow"));
+    }
+    assert_eq!(t.get(&format!("/{id}")).await.status, 200, "405s must not burn the message");
+}
+
+/// A path that is neither `/`, an id nor an operations route is 404 (as JSON).
+pub async fn unknown_paths_are_404(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    for (m, p) in [("GET", "/a/b"), ("POST", "/a/b/c"), ("GET", "/static/app.js"), ("DELETE", "/x/y")] {
+        let r = t.send(m, p, None, &[]).await;
+        assert_eq!(r.status, 404, "{m} {p}");
+        assert!(r.json()["error"].is_string());
+    }
+}
+
+/// Over the budget: 429, `{"error":"Rate limit exceeded"}`, `Retry-After` in whole seconds.
+/// POST and GET count alike; OPTIONS and operations routes do not.
+pub async fn rate_limit_is_429_with_retry_after(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 5).with("CRYPT_RATE_LIMIT_WINDOW_SECS", 60)).await;
+    if !t.caps.configurable {
+        return not_applicable("rate limit", &t, "needs CRYPT_RATE_LIMIT_MAX=5");
+    }
+    for _ in 0..3 {
+        assert_eq!(t.send("OPTIONS", "/", None, &[]).await.status, 204);
+    }
+    let id = t.create("one").await;
+    t.create("two").await;
+    t.create("three").await;
+    assert_eq!(t.get(&format!("/{id}")).await.status, 200);
+    assert_eq!(t.get("/zzzzz").await.status, 404);
+    for r in [t.post(json!({"message": "six"})).await, t.get("/zzzzz").await] {
+        assert_eq!(r.status, 429);
+        body_eq(&r, r#"{"error":"Rate limit exceeded"}"#);
+        let retry: u64 = r.header("retry-after").parse().expect("Retry-After is whole seconds");
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        assert_eq!(r.header("cache-control"), "no-store");
+    }
+}
+
+/// A body over the cap sent with Content-Length is refused with 413 without being read.
+pub async fn body_over_the_cap_with_content_length_is_413(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.raw_tcp {
+        return not_applicable("Content-Length over the cap", &t, "raw TCP needs plain http");
+    }
+    let host = t.authority();
+    // Declares 1 GiB and sends a little: the answer must not wait for the rest.
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
+    );
+    let r = raw_exchange(&host, head, vec![vec![b'a'; 65_536]], Duration::from_secs(10)).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
+    // Declares and sends 2 MiB.
+    let head = format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2097152\r\n\r\n");
+    let r = raw_exchange(&host, head, vec![vec![b'a'; 65_536]; 32], Duration::from_secs(10)).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    t.create("still serving").await;
+}
+
+/// A chunked body is cut off at the cap with 413.
+pub async fn body_over_the_cap_chunked_is_413(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.raw_tcp {
+        return not_applicable("chunked body over the cap", &t, "raw TCP needs plain http");
+    }
+    let host = t.authority();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let mut chunk = format!("{:x}\r\n", 65_536).into_bytes();
+    chunk.extend(std::iter::repeat_n(b'a', 65_536));
+    chunk.extend_from_slice(b"\r\n");
+    let r = raw_exchange(&host, head, vec![chunk; 40], Duration::from_secs(10)).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
+    // A chunked body under the cap is fine.
+    let head = format!("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let body = br#"{"message":"chunked"}"#;
+    let framed = [format!("{:x}\r\n", body.len()).into_bytes(), body.to_vec(), b"\r\n0\r\n\r\n".to_vec()].concat();
+    let r = raw_exchange(&host, head, vec![framed], Duration::from_secs(10)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A client that sends its headers one byte at a time is cut off at the header timeout, and
+/// everyone else is served meanwhile.
+pub async fn slow_headers_are_cut_off_while_others_are_served(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_HEADER_TIMEOUT_MS", 1000)).await;
+    if !(t.caps.raw_tcp && t.caps.header_timeout && t.caps.configurable) {
+        return not_applicable("slow headers", &t, "needs raw TCP and CRYPT_HEADER_TIMEOUT_MS");
+    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = tokio::net::TcpStream::connect(t.authority()).await.unwrap();
+    let started = std::time::Instant::now();
+    let dribble = async {
+        for b in b"POST / HTTP/1.1\r\nHost: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if slow.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut buf = [0u8; 1024];
+        // The server closes (maybe after a 408); reading then ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf)).await;
+    };
+    let others = async {
+        for i in 0..5 {
+            t.create(&format!("served while a slow client dribbles {i}")).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::join!(dribble, others);
+    let held = started.elapsed();
+    assert!(held < Duration::from_secs(6), "the slow client held its connection for {held:?}");
+}
+
+/// Many concurrent creates get distinct ids, and each reads back its own message.
+pub async fn concurrent_creates_get_distinct_ids(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let creates = (0..200).map(|i| {
+        let t = &t;
+        async move { (i, t.create(&format!("message number {i}")).await) }
+    });
+    let ids: Vec<(usize, String)> = futures::future::join_all(creates).await;
+    let distinct: HashSet<&String> = ids.iter().map(|(_, id)| id).collect();
+    assert_eq!(distinct.len(), 200, "duplicate ids were issued");
+    for (i, id) in ids.iter().take(50) {
+        assert_eq!(t.get(&format!("/{id}")).await.json()["message"], format!("message number {i}"));
+    }
+}
+
+/// Many concurrent reads of one id: exactly one 200, every other a 404.
+pub async fn concurrent_reads_of_one_id_give_exactly_one_200(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.exact_once {
+        return not_applicable("exactly-once under concurrent reads", &t, "the store cannot burn atomically (KV)");
+    }
+    for round in 0..25 {
+        let id = t.create(&format!("race {round}")).await;
+        let path = format!("/{id}");
+        let reads = (0..16).map(|_| t.get(&path));
+        let statuses: Vec<u16> = futures::future::join_all(reads).await.iter().map(|r| r.status).collect();
+        assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|&s| s == 200 || s == 404), "round {round}: {statuses:?}");
+    }
+}
+
+/// `/healthz` and `/readyz` answer 200 and are not rate limited.
+pub async fn health_and_readiness_answer(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 2)).await;
+    for _ in 0..5 {
+        let r = t.get("/healthz").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(t.get("/readyz").await.status, 200);
+    }
+}
+
+/// A full store answers 507 `{"error":"Storage full"}` and evicts nothing.
+pub async fn full_store_is_507_and_keeps_what_it_has(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_MEMORY_CAPACITY_BYTES", 8192)).await;
+    if !t.caps.capacity {
+        return not_applicable("full store", &t, "the store has no capacity a test can fill");
+    }
+    let text = "k".repeat(1500);
+    let mut ids = Vec::new();
+    let full = loop {
+        let r = t.post(json!({ "message": text })).await;
+        if r.status != 200 {
+            break r;
+        }
+        ids.push(r.json()["id"].as_str().unwrap().to_owned());
+        assert!(ids.len() < 100, "the capacity is never reached");
+    };
+    assert_eq!(full.status, 507);
+    body_eq(&full, r#"{"error":"Storage full"}"#);
+    assert!(!ids.is_empty());
+    for id in &ids[1..] {
+        assert_eq!(t.get(&format!("/{id}")).await.json()["message"], text.as_str(), "a stored message was lost");
+    }
+    // Reading freed room.
+    assert_eq!(t.post(json!({ "message": text })).await.status, 200);
+}
+
+/// `CRYPT_ID_LENGTH=64` gives 64-character ids that work like any other.
+pub async fn longer_configured_ids_work(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_ID_LENGTH", 64)).await;
+    if !t.caps.configurable {
+        return not_applicable("id length", &t, "needs CRYPT_ID_LENGTH");
+    }
+    let id = t.create("long id").await;
+    assert_eq!(id.len(), 64);
+    assert_eq!(t.get(&format!("/{id}")).await.status, 200);
+}
