@@ -130,7 +130,8 @@ mod tests {
 
     #[test]
     fn each_bad_limit_names_its_setting() {
-        let cases: [(fn(&mut Policy), &str); 7] = [
+        type Breaker = fn(&mut Policy);
+        let cases: [(Breaker, &str); 7] = [
             (|p| p.id_length = 4, "CRYPT_ID_LENGTH"),
             (|p| p.id_length = 65, "CRYPT_ID_LENGTH"),
             (|p| p.id_attempts = 0, "CRYPT_ID_ATTEMPTS"),

@@ -170,7 +170,7 @@ impl Api {
     fn create_failed(&self, e: CreateError) -> Response<Bytes> {
         match e {
             CreateError::Empty => error(StatusCode::BAD_REQUEST, "Message cannot be empty"),
-            CreateError::TooLarge { max, .. } if max == 102_400 => {
+            CreateError::TooLarge { max: 102_400, .. } => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, "Message exceeds 100 KB")
             }
             CreateError::TooLarge { max, .. } => {

@@ -1,0 +1,115 @@
+//! The `crypt-server` binary as an operator runs it: start-up, settings errors, signals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn server() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crypt-server"));
+    cmd.env_clear().env("CRYPT_LOG", "info").env("NO_COLOR", "1").current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Starts the binary on port 0 and returns it with the address it logged.
+fn start(extra: &[(&str, &str)]) -> (std::process::Child, String, BufReader<std::process::ChildStderr>) {
+    let mut cmd = server();
+    cmd.env("CRYPT_LISTEN", "127.0.0.1:0").envs(extra.iter().copied()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn crypt-server");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            return (child, addr, stderr);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("crypt-server never logged its address");
+}
+
+fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn terminate(child: &std::process::Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+}
+
+#[test]
+fn port_zero_logs_the_bound_address_and_serves() {
+    let (mut child, addr, _stderr) = start(&[]);
+    let resp = http(&addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
+    let out = server().env("CRYPT_ID_LENGTH", "4").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("CRYPT_ID_LENGTH"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_named_by_crypt_config_is_an_error() {
+    let out = server().env("CRYPT_CONFIG", "/nonexistent/crypt.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CRYPT_CONFIG"));
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let (mut child, addr, _stderr) = start(&[]);
+    // Send the head and half of the body, then SIGTERM, then the rest.
+    let body = br#"{"message":"in flight"}"#;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    s.write_all(&body[..8]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    terminate(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&body[8..]).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "in-flight request was not finished: {resp:?}");
+    assert!(child.wait().unwrap().success());
+    assert!(TcpStream::connect(&addr).is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn logs_never_contain_message_text_or_ids() {
+    let (mut child, addr, mut stderr) = start(&[("CRYPT_LOG", "debug")]);
+    let secret = "correct horse battery staple";
+    let body = format!(r#"{{"message":"{secret}"}}"#);
+    let resp = http(
+        &addr,
+        &format!("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    let id = resp.split(r#""id":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let read = http(&addr, &format!("GET /{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    assert!(read.contains(secret));
+    terminate(&child);
+    child.wait().unwrap();
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).unwrap();
+    assert!(logs.contains("request"), "debug request logs were expected: {logs}");
+    assert!(!logs.contains(secret), "a log line holds the message");
+    assert!(!logs.contains(&id), "a log line holds the id");
+}
