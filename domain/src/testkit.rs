@@ -292,7 +292,8 @@ pub mod limiter {
 }
 
 /// Expands to one `#[tokio::test]` per [`store`] check, each on a fresh store from `$make`
-/// (an async expression evaluated once per test). The calling crate needs tokio as a
+/// (an async expression evaluated once per test, giving anything that derefs to the store, so
+/// a fixture can keep a server alive beside it). The calling crate needs tokio as a
 /// dev-dependency.
 #[macro_export]
 macro_rules! store_contract {
@@ -306,8 +307,8 @@ macro_rules! store_contract {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let store = $make.await;
-                $crate::testkit::store::$check(&store, $now).await;
+                let fixture = $make.await;
+                $crate::testkit::store::$check(&*fixture, $now).await;
             }
         )*
     };
@@ -325,8 +326,8 @@ macro_rules! limiter_contract {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let limiter = $make.await;
-                $crate::testkit::limiter::$check(&limiter, $now).await;
+                let fixture = $make.await;
+                $crate::testkit::limiter::$check(&*fixture, $now).await;
             }
         )*
     };

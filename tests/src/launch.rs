@@ -1,15 +1,16 @@
 //! Launchers: how each runtime × store pair is started for a check.
 
 use crate::{client, Caps, Profile, Target};
+use crypt_redis_harness::{RedisCluster, RedisServer};
 use futures::future::BoxFuture;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The self-hosted server with the in-memory store, in this process, on a free port.
 pub fn server_memory(profile: Profile) -> BoxFuture<'static, Target> {
     Box::pin(async move {
-        let mut env = profile.env();
-        env.insert("CRYPT_LISTEN".into(), "127.0.0.1:0".into());
-        let settings = crypt_server::Settings::from_sources(None, env).expect("the profile's settings are valid");
-        let running = crypt_server::spawn(settings).await.expect("the server starts");
+        let running = start_server(profile.env()).await;
         Target {
             base: running.url(),
             caps: Caps { exact_once: true, capacity: true, configurable: true, raw_tcp: true, header_timeout: true },
@@ -17,6 +18,48 @@ pub fn server_memory(profile: Profile) -> BoxFuture<'static, Target> {
             keep: Box::new(running),
         }
     })
+}
+
+/// The self-hosted server on its own real `redis-server` (started on a free port).
+pub fn server_redis(profile: Profile) -> BoxFuture<'static, Target> {
+    Box::pin(async move {
+        let redis = tokio::task::spawn_blocking(RedisServer::start).await.expect("redis starts");
+        let url = redis.url();
+        with_redis(profile, url, Box::new(redis)).await
+    })
+}
+
+/// The self-hosted server on a real 3-master Redis Cluster, shared by the tests of one binary
+/// (each server gets its own key prefix).
+pub fn server_redis_cluster(profile: Profile) -> BoxFuture<'static, Target> {
+    Box::pin(async move {
+        let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.expect("cluster starts");
+        with_redis(profile, cluster.urls(), Box::new(())).await
+    })
+}
+
+async fn with_redis(profile: Profile, url: String, redis: Box<dyn Any + Send + Sync>) -> Target {
+    let mut env = profile.env();
+    env.insert("CRYPT_STORE".into(), "redis".into());
+    env.insert("CRYPT_REDIS_URL".into(), url);
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    env.insert("CRYPT_REDIS_PREFIX".into(), format!("conformance{}:", SEQ.fetch_add(1, Ordering::SeqCst)));
+    let running = start_server(env).await;
+    Target {
+        base: running.url(),
+        // A Redis store has no byte capacity a test can fill through the API; its 507
+        // (maxmemory with noeviction) is checked in crypt-server's Redis tests.
+        caps: Caps { exact_once: true, capacity: false, configurable: true, raw_tcp: true, header_timeout: true },
+        http: client(),
+        // Fields drop in order: the server first, then its Redis.
+        keep: Box::new((running, redis)),
+    }
+}
+
+async fn start_server(mut env: HashMap<String, String>) -> crypt_server::Running {
+    env.insert("CRYPT_LISTEN".into(), "127.0.0.1:0".into());
+    let settings = crypt_server::Settings::from_sources(None, env).expect("the profile's settings are valid");
+    crypt_server::spawn(settings).await.expect("the server starts")
 }
 
 /// A deployment someone else runs, at `CRYPT_BASE_URL` (e.g. `https://crypt.example.workers.dev`).

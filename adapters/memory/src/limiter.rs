@@ -65,8 +65,8 @@ impl RateLimiter for MemoryLimiter {
 mod tests {
     use super::*;
 
-    async fn fresh() -> MemoryLimiter {
-        MemoryLimiter::default()
+    async fn fresh() -> Box<MemoryLimiter> {
+        Box::default()
     }
 
     crypt_domain::limiter_contract!(fresh(), 1_700_000_000_000);

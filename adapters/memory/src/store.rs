@@ -152,8 +152,8 @@ mod tests {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
     }
 
-    async fn fresh() -> MemoryStore {
-        MemoryStore::new(1 << 30, Arc::new(ManualClock::new(wall_clock_now())))
+    async fn fresh() -> Box<MemoryStore> {
+        Box::new(MemoryStore::new(1 << 30, Arc::new(ManualClock::new(wall_clock_now()))))
     }
 
     crypt_domain::store_contract!(fresh(), wall_clock_now());

@@ -22,6 +22,7 @@ mod settings;
 mod system;
 
 pub use client_ip::client_ip;
+pub use crypt_redis::RedisConfig;
 pub use serve::{spawn, Running, StartError};
 pub use settings::{Settings, SettingsError, StoreKind, KNOWN as KNOWN_SETTINGS};
 pub use system::{RandomIds, SystemClock};

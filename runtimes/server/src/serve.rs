@@ -6,6 +6,7 @@ use bytes::Bytes;
 use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Route};
 use crypt_memory::{MemoryLimiter, MemoryStore};
+use crypt_redis::RedisStore;
 use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -33,6 +34,9 @@ pub enum StartError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The store cannot be used (a bad Redis URL, a Redis older than 6.2).
+    #[error("{0}")]
+    Store(String),
 }
 
 /// A running server. Dropping it leaves the server running until the runtime stops; call
@@ -83,13 +87,20 @@ pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    let (store, limiter, sweeper): (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, JoinHandle<()>) = match settings.store
-    {
+    type Ports = (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, Option<JoinHandle<()>>);
+    let (store, limiter, sweeper): Ports = match &settings.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
             let sweeper = spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.policy.rate_limit);
-            (store, limiter, sweeper)
+            (store, limiter, Some(sweeper))
+        }
+        StoreKind::Redis(config) => {
+            // One store on one multiplexed connection serves as both ports. Redis expires keys
+            // itself, so there is nothing to sweep.
+            let redis = RedisStore::connect(config).await.map_err(|e| StartError::Store(e.to_string()))?;
+            let redis = Arc::new(redis);
+            (redis.clone(), redis, None)
         }
     };
 
@@ -100,12 +111,19 @@ pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
         max_body_bytes: settings.max_body_bytes,
         body_timeout: settings.body_timeout,
     });
-    tracing::info!(%addr, store = ?settings.store, "crypt listening on http://{addr}");
+    let store_kind = match &settings.store {
+        StoreKind::Memory => "memory",
+        StoreKind::Redis(c) if c.is_cluster() => "redis-cluster",
+        StoreKind::Redis(_) => "redis",
+    };
+    tracing::info!(%addr, store = store_kind, "crypt listening on http://{addr}");
 
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         accept_loop(listener, app, &settings, stopped).await;
-        sweeper.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
     });
     Ok(Running { addr, stop: Some(stop), task })
 }

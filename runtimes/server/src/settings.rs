@@ -3,6 +3,7 @@
 use config::{Config, Environment, File, FileFormat};
 use crypt_domain::{Policy, RateLimit};
 use crypt_http::Cors;
+use crypt_redis::RedisConfig;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,9 @@ use std::time::Duration;
 pub enum StoreKind {
     /// In this process's memory (the default): nothing else to install, lost on restart.
     Memory,
+    /// In Redis or Redis Cluster (`CRYPT_REDIS_URL`, `CRYPT_REDIS_PREFIX`,
+    /// `CRYPT_REDIS_TIMEOUT_MS`): shared by every process, survives restarts.
+    Redis(RedisConfig),
 }
 
 /// Everything the server needs to start. Build it with [`Settings::load`] (file and
@@ -163,7 +167,14 @@ impl Settings {
             listen: r.num("CRYPT_LISTEN", d.listen)?,
             store: match r.text("CRYPT_STORE")?.as_deref().map(str::trim) {
                 None | Some("memory") => StoreKind::Memory,
-                Some(other) => return Err(invalid("CRYPT_STORE", format!("'{other}' is not a store; use memory"))),
+                Some("redis") => StoreKind::Redis(RedisConfig {
+                    url: r.text("CRYPT_REDIS_URL")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+                    prefix: r.text("CRYPT_REDIS_PREFIX")?.unwrap_or_else(|| "crypt:".into()),
+                    timeout: r.millis("CRYPT_REDIS_TIMEOUT_MS", Duration::from_millis(2000))?,
+                }),
+                Some(other) => {
+                    return Err(invalid("CRYPT_STORE", format!("'{other}' is not a store; use memory or redis")))
+                }
             },
             policy,
             max_body_bytes: r.num("CRYPT_MAX_BODY_BYTES", d.max_body_bytes)?,
@@ -301,6 +312,31 @@ mod tests {
             assert_eq!(err.setting, setting, "{setting}={value}: {err}");
             assert!(err.to_string().starts_with(&format!("invalid setting {setting}: ")));
         }
+    }
+
+    #[test]
+    fn redis_settings_have_defaults_and_can_be_set() {
+        let s = Settings::from_sources(None, env(&[("CRYPT_STORE", "redis")])).unwrap();
+        let StoreKind::Redis(r) = s.store else { panic!("expected redis") };
+        assert_eq!(
+            (r.url.as_str(), r.prefix.as_str(), r.timeout),
+            ("redis://127.0.0.1:6379", "crypt:", Duration::from_secs(2))
+        );
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CRYPT_STORE", "redis"),
+                ("CRYPT_REDIS_URL", "redis://a:1,redis://b:2"),
+                ("CRYPT_REDIS_TIMEOUT_MS", "250"),
+            ]),
+        )
+        .unwrap();
+        let StoreKind::Redis(r) = s.store else { panic!("expected redis") };
+        assert!(r.is_cluster());
+        assert_eq!(r.timeout, Duration::from_millis(250));
+        let err = Settings::from_sources(None, env(&[("CRYPT_STORE", "redis"), ("CRYPT_REDIS_TIMEOUT_MS", "soon")]))
+            .unwrap_err();
+        assert_eq!(err.setting, "CRYPT_REDIS_TIMEOUT_MS");
     }
 
     #[test]

@@ -1,0 +1,335 @@
+use async_trait::async_trait;
+use crypt_domain::{
+    Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis,
+};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// One `redis://` (or `rediss://`) URL for a single node, or several comma-separated for
+    /// Redis Cluster (any reachable subset of the cluster's nodes).
+    pub url: String,
+    /// Put before every key, so several services can share a Redis (`CRYPT_REDIS_PREFIX`).
+    pub prefix: String,
+    /// The longest any command may take before it counts as a failure (`CRYPT_REDIS_TIMEOUT_MS`).
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// True when the URL names several nodes, or uses `redis+cluster://`: the cluster client.
+    pub fn is_cluster(&self) -> bool {
+        self.url.contains(',') || self.url.starts_with("redis+cluster://")
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| u.replacen("redis+cluster://", "redis://", 1))
+            .collect()
+    }
+}
+
+/// Why the store could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The URL is not a Redis URL.
+    #[error("CRYPT_REDIS_URL is not a Redis URL: {0}")]
+    BadUrl(String),
+    /// The server is older than 6.2, which has no `GETDEL`.
+    #[error("Redis {found} is too old: crypt needs Redis 6.2 or newer (for GETDEL)")]
+    TooOld {
+        /// The version the server reported.
+        found: String,
+    },
+}
+
+/// One connection for the whole process: either a single node or a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Backend {
+    /// Lazily connected and reconnecting by itself; cloning it is cheap and shares the socket.
+    Single(ConnectionManager),
+    /// Connected on first use (the cluster client cannot start without a reachable node);
+    /// a failed attempt is not cached, so the next request tries again.
+    Cluster { client: ClusterClient, conn: OnceCell<ClusterConnection> },
+}
+
+const VERSION_UNKNOWN: u8 = 0;
+const VERSION_OK: u8 = 1;
+const VERSION_TOO_OLD: u8 = 2;
+
+/// Messages and rate-limit logs in Redis.
+///
+/// Guarantees: exactly-once burn (`GETDEL`) and one global rate limit across every process on
+/// the same Redis or Cluster. Not guaranteed: Redis replication is asynchronous, so a failover
+/// to a replica can lose the last acknowledged writes (a message just created may vanish; a
+/// message just burned may come back, once).
+pub struct RedisStore {
+    backend: Backend,
+    prefix: String,
+    timeout: Duration,
+    /// Whether the server was checked to be 6.2 or newer; checked at start and again by
+    /// readiness probes while unknown (Redis may appear after crypt).
+    version: AtomicU8,
+    limiter: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.backend {
+            Backend::Single(_) => "single",
+            Backend::Cluster { .. } => "cluster",
+        };
+        f.debug_struct("RedisStore").field("kind", &kind).field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// The sliding-window log of `crypt_domain::WindowLog`, server-side, atomically.
+///
+/// KEYS[1] the client's log (a sorted set of instants); ARGV: now (ms), window (ms), budget,
+/// a unique member for this hit. Returns 0 when allowed (and counted), else the milliseconds
+/// until the oldest counted hit leaves the window.
+const SLIDING_WINDOW: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= budget then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local wait = tonumber(oldest[2]) + window - now
+  if wait < 1 then wait = 1 end
+  return wait
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+";
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    if e.code() == Some("OOM") {
+        // maxmemory with noeviction: Redis refuses writes rather than dropping unread messages.
+        StoreError::Full
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl RedisStore {
+    /// Sets up the connection without waiting for Redis: crypt starts even while Redis is
+    /// down, reports not ready, and recovers by itself when Redis answers. If Redis does
+    /// answer now, its version is checked.
+    ///
+    /// # Errors
+    /// [`RedisError::BadUrl`] for a URL that is not Redis's; [`RedisError::TooOld`] when the
+    /// server answers and is older than 6.2.
+    pub async fn connect(config: &RedisConfig) -> Result<Self, RedisError> {
+        let backend = if config.is_cluster() {
+            let client = ClusterClient::builder(config.urls())
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(2)
+                .build()
+                .map_err(|e| RedisError::BadUrl(e.to_string()))?;
+            Backend::Cluster { client, conn: OnceCell::new() }
+        } else {
+            let client = redis::Client::open(config.url.trim()).map_err(|e| RedisError::BadUrl(e.to_string()))?;
+            // Reconnect quickly and give up quickly: the per-command timeout, not the retry
+            // loop, bounds how long a request can wait.
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.timeout))
+                .set_response_timeout(Some(config.timeout))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+                .map_err(|e| RedisError::BadUrl(e.to_string()))?;
+            Backend::Single(manager)
+        };
+        let store = Self {
+            backend,
+            prefix: config.prefix.clone(),
+            timeout: config.timeout,
+            version: AtomicU8::new(VERSION_UNKNOWN),
+            limiter: Script::new(SLIDING_WINDOW),
+        };
+        match store.check_version().await {
+            Ok(()) => tracing::info!(prefix = %store.prefix, "connected to Redis"),
+            Err(StoreError::Unavailable(cause)) if store.version.load(Ordering::Acquire) == VERSION_TOO_OLD => {
+                return Err(RedisError::TooOld { found: cause });
+            }
+            Err(e) => tracing::warn!(error = %e, "Redis is not reachable yet; crypt reports not ready until it is"),
+        }
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match &self.backend {
+            Backend::Single(m) => Ok(Conn::Single(m.clone())),
+            Backend::Cluster { client, conn } => {
+                let c = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("cluster: {e}")))?;
+                Ok(Conn::Cluster(c.clone()))
+            }
+        }
+    }
+
+    /// Runs a command within the timeout.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let work = async {
+            let mut conn = self.conn().await?;
+            cmd.query_async(&mut conn).await.map_err(unavailable)
+        };
+        self.bounded(work).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    /// Reads `INFO server` and refuses servers older than 6.2 (no `GETDEL`).
+    async fn check_version(&self) -> Result<(), StoreError> {
+        if self.version.load(Ordering::Acquire) == VERSION_OK {
+            return Ok(());
+        }
+        // A cluster answers with one INFO per node: the oldest node decides.
+        let info: Value = self.run(redis::cmd("INFO").arg("server")).await?;
+        let mut versions = Vec::new();
+        collect_versions(&info, &mut versions);
+        let (major, minor, found) = versions.into_iter().min().unwrap_or((0, 0, "unknown".to_owned()));
+        if (major, minor) >= (6, 2) {
+            self.version.store(VERSION_OK, Ordering::Release);
+            Ok(())
+        } else {
+            self.version.store(VERSION_TOO_OLD, Ordering::Release);
+            tracing::error!(version = %found, "Redis is older than 6.2; crypt needs GETDEL");
+            Err(StoreError::Unavailable(found))
+        }
+    }
+
+    fn message_key(&self, id: &MessageId) -> String {
+        format!("{}m:{}", self.prefix, id.as_str())
+    }
+
+    fn rate_key(&self, client: &str) -> String {
+        format!("{}r:{}", self.prefix, client)
+    }
+}
+
+/// Finds every `redis_version:x.y.z` line in an INFO reply (a string, or a map per node).
+fn collect_versions(v: &Value, out: &mut Vec<(u32, u32, String)>) {
+    match v {
+        Value::BulkString(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            for found in text.lines().filter_map(|l| l.strip_prefix("redis_version:")) {
+                let mut parts = found.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+                out.push((parts.next().unwrap_or(0), parts.next().unwrap_or(0), found.trim().to_owned()));
+            }
+        }
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => {
+            collect_versions(&Value::BulkString(text.clone().into_bytes()), out)
+        }
+        Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_versions(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_versions(v, out)),
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl MessageStore for RedisStore {
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        // PX, from the expiry instant rather than the TTL, would need a clock here; the TTL
+        // is only garbage collection (the domain compares the stored instant), so EX suffices.
+        cmd.arg(self.message_key(id)).arg(message.encode()).arg("NX").arg("EX").arg(ttl.secs());
+        let answer: Option<String> = self.run(&cmd).await?;
+        Ok(if answer.is_some() { Inserted::Stored } else { Inserted::Taken })
+    }
+
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let raw: Option<Vec<u8>> = self.run(redis::cmd("GETDEL").arg(self.message_key(id))).await?;
+        match raw {
+            None => Ok(None),
+            Some(bytes) => StoredMessage::decode(bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Unavailable(format!("stored value is corrupt: {e}"))),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check_version().await?;
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisStore {
+    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
+        if limit.is_off() {
+            return Ok(RateDecision::Allowed);
+        }
+        let member = format!("{now}-{:016x}", rand::random::<u64>());
+        let key = self.rate_key(client);
+        let work = async {
+            let mut conn = self.conn().await?;
+            let mut invocation = self.limiter.prepare_invoke();
+            invocation.key(key).arg(now).arg(limit.window_ms()).arg(limit.max).arg(member);
+            invocation.invoke_async::<u64>(&mut conn).await.map_err(unavailable)
+        };
+        let wait_ms = self.bounded(work).await?;
+        Ok(if wait_ms == 0 {
+            RateDecision::Allowed
+        } else {
+            RateDecision::Limited { retry_after_secs: wait_ms.div_ceil(1000).max(1) }
+        })
+    }
+}
