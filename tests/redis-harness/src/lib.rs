@@ -56,7 +56,12 @@ impl RedisServer {
     /// A server with extra arguments (`redis-server [config file] --port ... <args>`); a first
     /// argument ending in `.conf` is used as the configuration file.
     pub fn start_with(args: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), args)
+    }
+
+    /// Like [`RedisServer::start_with`], on a given port (for a Redis that appears where a
+    /// client already expects it).
+    pub fn start_on(port: u16, args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "crypt-redis-{}-{}-{}",
             std::process::id(),
@@ -149,6 +154,21 @@ impl RedisServer {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             drop(reaper.stdin.take());
             let _ = reaper.wait();
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): connections stay open but nothing is answered, like a
+    /// Redis stuck on a slow disk or behind a dead network path.
+    pub fn pause(&self) {
+        if let Some((_, pid)) = &self.child {
+            let _ = Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+        }
+    }
+
+    /// Thaws a paused process (SIGCONT).
+    pub fn resume(&self) {
+        if let Some((_, pid)) = &self.child {
+            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
         }
     }
 
