@@ -70,6 +70,44 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Builds a policy from settings by their names (`CRYPT_ID_LENGTH`, ...), as every runtime
+    /// reads them (the server from its environment and file, the Worker from `[vars]`), so the
+    /// names, defaults and checks are written once. `get` answers `None` for a setting that is
+    /// not set; the default then applies. The result is validated.
+    ///
+    /// # Errors
+    /// The first setting that is not a number of the right kind, or does not fit the others.
+    pub fn from_settings(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, PolicyError> {
+        fn num<T: std::str::FromStr>(
+            get: &impl Fn(&'static str) -> Option<String>,
+            setting: &'static str,
+            default: T,
+        ) -> Result<T, PolicyError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match get(setting) {
+                None => Ok(default),
+                Some(raw) => raw.trim().parse().map_err(|e| PolicyError { setting, why: format!("'{raw}': {e}") }),
+            }
+        }
+        let d = Policy::default();
+        let policy = Policy {
+            max_message_bytes: num(&get, "CRYPT_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
+            default_ttl_secs: num(&get, "CRYPT_DEFAULT_TTL_SECS", d.default_ttl_secs)?,
+            min_ttl_secs: num(&get, "CRYPT_MIN_TTL_SECS", d.min_ttl_secs)?,
+            max_ttl_secs: num(&get, "CRYPT_MAX_TTL_SECS", d.max_ttl_secs)?,
+            id_length: num(&get, "CRYPT_ID_LENGTH", d.id_length)?,
+            id_attempts: num(&get, "CRYPT_ID_ATTEMPTS", d.id_attempts)?,
+            rate_limit: RateLimit {
+                max: num(&get, "CRYPT_RATE_LIMIT_MAX", d.rate_limit.max)?,
+                window_secs: num(&get, "CRYPT_RATE_LIMIT_WINDOW_SECS", d.rate_limit.window_secs)?,
+            },
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
     /// Checks that the limits fit together.
     ///
     /// # Errors
@@ -126,6 +164,16 @@ mod tests {
         assert_eq!(p.validate(), Ok(()));
         assert_eq!(p.max_message_bytes, 102_400);
         assert_eq!(p.id_length, 5);
+    }
+
+    #[test]
+    fn from_settings_reads_names_and_applies_defaults() {
+        let p = Policy::from_settings(|name| (name == "CRYPT_ID_LENGTH").then(|| " 9 ".to_string())).unwrap();
+        assert_eq!(p, Policy { id_length: 9, ..Policy::default() });
+        let e = Policy::from_settings(|name| (name == "CRYPT_RATE_LIMIT_MAX").then(|| "lots".to_string())).unwrap_err();
+        assert_eq!(e.setting, "CRYPT_RATE_LIMIT_MAX");
+        let e = Policy::from_settings(|name| (name == "CRYPT_MIN_TTL_SECS").then(|| "-1".to_string())).unwrap_err();
+        assert_eq!(e.setting, "CRYPT_MIN_TTL_SECS");
     }
 
     #[test]

@@ -92,7 +92,7 @@ enum Backend {
     Single(ConnectionManager),
     /// Connected on first use (the cluster client cannot start without a reachable node);
     /// a failed attempt is not cached, so the next request tries again.
-    Cluster { client: ClusterClient, conn: OnceCell<ClusterConnection> },
+    Cluster { client: Box<ClusterClient>, conn: OnceCell<ClusterConnection> },
 }
 
 const VERSION_UNKNOWN: u8 = 0;
@@ -171,7 +171,7 @@ impl RedisStore {
                 .retries(2)
                 .build()
                 .map_err(|e| RedisError::BadUrl(e.to_string()))?;
-            Backend::Cluster { client, conn: OnceCell::new() }
+            Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }
         } else {
             let client = redis::Client::open(config.url.trim()).map_err(|e| RedisError::BadUrl(e.to_string()))?;
             // Reconnect quickly and give up quickly: the per-command timeout, not the retry

@@ -1,7 +1,7 @@
 //! Settings: defaults < optional file < `CRYPT_*` environment, each checked and named on error.
 
 use config::{Config, Environment, File, FileFormat};
-use crypt_domain::{Policy, RateLimit};
+use crypt_domain::Policy;
 use crypt_http::Cors;
 use crypt_redis::RedisConfig;
 use ipnet::IpNet;
@@ -149,20 +149,18 @@ impl Settings {
         let cfg = builder.build().map_err(|e| invalid("CRYPT_CONFIG", e.to_string()))?;
         let r = Reader { cfg };
         let d = Settings::default();
-        let p = &d.policy;
-        let policy = Policy {
-            max_message_bytes: r.num("CRYPT_MAX_MESSAGE_BYTES", p.max_message_bytes)?,
-            default_ttl_secs: r.num("CRYPT_DEFAULT_TTL_SECS", p.default_ttl_secs)?,
-            min_ttl_secs: r.num("CRYPT_MIN_TTL_SECS", p.min_ttl_secs)?,
-            max_ttl_secs: r.num("CRYPT_MAX_TTL_SECS", p.max_ttl_secs)?,
-            id_length: r.num("CRYPT_ID_LENGTH", p.id_length)?,
-            id_attempts: r.num("CRYPT_ID_ATTEMPTS", p.id_attempts)?,
-            rate_limit: RateLimit {
-                max: r.num("CRYPT_RATE_LIMIT_MAX", p.rate_limit.max)?,
-                window_secs: r.num("CRYPT_RATE_LIMIT_WINDOW_SECS", p.rate_limit.window_secs)?,
-            },
-        };
-        policy.validate().map_err(|e| invalid(e.setting, e.why))?;
+        let unreadable = std::cell::RefCell::new(None);
+        let policy = Policy::from_settings(|name| match r.text(name) {
+            Ok(v) => v,
+            Err(e) => {
+                unreadable.borrow_mut().get_or_insert(e);
+                None
+            }
+        });
+        if let Some(e) = unreadable.into_inner() {
+            return Err(e);
+        }
+        let policy = policy.map_err(|e| invalid(e.setting, e.why))?;
         let settings = Settings {
             listen: r.num("CRYPT_LISTEN", d.listen)?,
             store: match r.text("CRYPT_STORE")?.as_deref().map(str::trim) {
