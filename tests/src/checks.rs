@@ -425,17 +425,22 @@ pub async fn body_over_the_cap_with_content_length_is_413(launch: Launch) {
         return not_applicable("Content-Length over the cap", &t, "raw TCP needs plain http");
     }
     let host = t.authority();
-    // Declares 1 GiB and sends a little: the answer must not wait for the rest.
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
-    );
-    let r = raw_exchange(&host, head, vec![vec![b'a'; 65_536]], Duration::from_secs(10)).await;
-    assert_eq!(r.status, 413, "{}", r.text);
-    assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
+    if t.caps.streamed_bodies {
+        // Declares 1 GiB and sends a little: the answer must not wait for the rest.
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
+        );
+        let r = raw_exchange(&host, head, vec![vec![b'a'; 65_536]], Duration::from_secs(10)).await;
+        assert_eq!(r.status, 413, "{}", r.text);
+        assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
+    } else {
+        not_applicable("1 GiB declared, never sent", &t, "a local proxy buffers whole bodies before the Worker runs");
+    }
     // Declares and sends 2 MiB.
     let head = format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2097152\r\n\r\n");
     let r = raw_exchange(&host, head, vec![vec![b'a'; 65_536]; 32], Duration::from_secs(10)).await;
     assert_eq!(r.status, 413, "{}", r.text);
+    assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
     t.create("still serving").await;
 }
 
@@ -452,7 +457,9 @@ pub async fn body_over_the_cap_chunked_is_413(launch: Launch) {
     let mut chunk = format!("{:x}\r\n", 65_536).into_bytes();
     chunk.extend(std::iter::repeat_n(b'a', 65_536));
     chunk.extend_from_slice(b"\r\n");
-    let r = raw_exchange(&host, head, vec![chunk; 40], Duration::from_secs(10)).await;
+    let mut chunks = vec![chunk; 40];
+    chunks.push(b"0\r\n\r\n".to_vec());
+    let r = raw_exchange(&host, head, chunks, Duration::from_secs(10)).await;
     assert_eq!(r.status, 413, "{}", r.text);
     assert!(r.text.contains(r#""error":"Request body too large""#), "{}", r.text);
     // A chunked body under the cap is fine.

@@ -13,7 +13,14 @@ pub fn server_memory(profile: Profile) -> BoxFuture<'static, Target> {
         let running = start_server(profile.env()).await;
         Target {
             base: running.url(),
-            caps: Caps { exact_once: true, capacity: true, configurable: true, raw_tcp: true, header_timeout: true },
+            caps: Caps {
+                exact_once: true,
+                capacity: true,
+                configurable: true,
+                raw_tcp: true,
+                header_timeout: true,
+                streamed_bodies: true,
+            },
             http: client(),
             keep: Box::new(running),
         }
@@ -49,7 +56,14 @@ async fn with_redis(profile: Profile, url: String, redis: Box<dyn Any + Send + S
         base: running.url(),
         // A Redis store has no byte capacity a test can fill through the API; its 507
         // (maxmemory with noeviction) is checked in crypt-server's Redis tests.
-        caps: Caps { exact_once: true, capacity: false, configurable: true, raw_tcp: true, header_timeout: true },
+        caps: Caps {
+            exact_once: true,
+            capacity: false,
+            configurable: true,
+            raw_tcp: true,
+            header_timeout: true,
+            streamed_bodies: true,
+        },
         http: client(),
         // Fields drop in order: the server first, then its Redis.
         keep: Box::new((running, redis)),
@@ -79,10 +93,36 @@ pub fn external(_profile: Profile) -> BoxFuture<'static, Target> {
                 configurable: false,
                 raw_tcp: base.starts_with("http://"),
                 header_timeout: false,
+                streamed_bodies: false,
             },
             base,
             http: client(),
             keep: Box::new(()),
+        }
+    })
+}
+
+/// The Worker under `wrangler dev` (the real workerd runtime) with a local KV namespace whose
+/// state lives in a fresh temporary directory, on a free port. Needs the test bundle built by
+/// `scripts/build-worker --test` (`./scripts/test` does it first).
+pub fn worker_kv(profile: Profile) -> BoxFuture<'static, Target> {
+    Box::pin(async move {
+        let wrangler = tokio::task::spawn_blocking(move || crate::wrangler::WranglerDev::start(&profile.env()))
+            .await
+            .expect("wrangler dev starts");
+        Target {
+            base: wrangler.url(),
+            // KV cannot burn atomically; workerd owns header timeouts; no byte capacity.
+            caps: Caps {
+                exact_once: false,
+                capacity: false,
+                configurable: true,
+                raw_tcp: true,
+                header_timeout: false,
+                streamed_bodies: false,
+            },
+            http: client(),
+            keep: Box::new(wrangler),
         }
     })
 }

@@ -15,6 +15,7 @@
 pub mod checks;
 pub mod launch;
 mod raw;
+pub mod wrangler;
 
 use futures::future::BoxFuture;
 use std::any::Any;
@@ -74,6 +75,10 @@ pub struct Caps {
     pub raw_tcp: bool,
     /// The header-read timeout is a setting of this runtime.
     pub header_timeout: bool,
+    /// Request bodies reach crypt as they stream in, so a body declared huge but never sent is
+    /// refused at once. (Under `wrangler dev` a local proxy buffers the whole body first; at
+    /// the real edge, Cloudflare refuses bodies over the plan's limit itself.)
+    pub streamed_bodies: bool,
 }
 
 /// A running deployment under test.

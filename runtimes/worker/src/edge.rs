@@ -53,7 +53,12 @@ struct EdgeLimiter {
 
 #[async_trait(?Send)]
 impl RateLimiter for EdgeLimiter {
-    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> std::result::Result<RateDecision, StoreError> {
+    async fn hit(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+    ) -> std::result::Result<RateDecision, StoreError> {
         if let Some(global) = &self.global {
             let outcome = global.limit(client.to_owned()).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
             if !outcome.success {
@@ -106,7 +111,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             return Ok(Response::from_bytes(br#"{"error":"Misconfigured"}"#.to_vec())?.with_status(500));
         }
     };
-    let limiter = EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: ISOLATE_LIMITER.with(Arc::clone) };
+    let limiter =
+        EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: ISOLATE_LIMITER.with(Arc::clone) };
     let vault = Vault::new(
         Arc::new(kv_store(&env)?),
         Arc::new(limiter),
@@ -133,7 +139,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let body = if api.wants_body(probe.method(), probe.uri().path()) {
         match read_body(&mut req, settings.max_body_bytes).await {
             Ok(b) => b,
-            Err(why) => return to_worker(api.reject_body(probe.headers(), why)),
+            Err(why) => {
+                return to_worker(api.reject_body(probe.headers(), why));
+            }
         }
     } else {
         Bytes::new()
@@ -142,23 +150,37 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     to_worker(api.handle(http::Request::from_parts(parts, body), &client).await)
 }
 
-/// Reads the body, refusing a declared length over the cap before reading and stopping a
-/// streamed body as soon as it passes the cap.
+/// Bytes of a refused body read and dropped before answering. Answering with a body unread
+/// (or cancelled) makes `wrangler dev`'s proxy report "Network connection lost" for this or the
+/// next request, so a refused body is drained up to this bound and only then cut off. At the
+/// edge, Cloudflare refuses bodies over the plan's limit (100 MB and up) before the Worker runs.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads the body up to `max` bytes. A body over the cap (declared or streamed) is refused
+/// without being kept: its bytes are dropped as they arrive.
 async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Bytes, BodyRejection> {
     let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(BodyRejection::TooLarge);
-    }
     let Ok(mut stream) = req.stream() else {
         return Ok(Bytes::new()); // no body at all
     };
     let mut body = Vec::new();
+    let mut over = declared.is_some_and(|len| len > max as u64);
+    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| BodyRejection::Malformed)?;
-        if body.len() + chunk.len() > max {
-            return Err(BodyRejection::TooLarge);
+        seen += chunk.len();
+        if over || seen > max {
+            over = true;
+            body = Vec::new();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            continue;
         }
         body.extend_from_slice(&chunk);
+    }
+    if over {
+        return Err(BodyRejection::TooLarge);
     }
     Ok(Bytes::from(body))
 }

@@ -8,10 +8,10 @@
 //!
 //! Compiles for `wasm32` only (elsewhere the crate is empty); built with `scripts/build-worker`.
 
-#[cfg(target_arch = "wasm32")]
-mod edge;
 #[cfg(all(target_arch = "wasm32", feature = "contract-routes"))]
 mod contract;
+#[cfg(target_arch = "wasm32")]
+mod edge;
 
 /// The settings the Worker reads from `[vars]`, beyond the ones `Policy::from_settings` reads.
 pub const WORKER_SETTINGS: [&str; 2] = ["CRYPT_CORS_ORIGINS", "CRYPT_MAX_BODY_BYTES"];

@@ -1,0 +1,141 @@
+//! `wrangler dev` as a test fixture: the Worker's test bundle in the real workerd runtime.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// A running `wrangler dev`, stopped (with its workerd) when dropped.
+#[derive(Debug)]
+pub struct WranglerDev {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    /// Everything it printed, for the failure message.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+impl WranglerDev {
+    /// Starts the test bundle with `vars` as `[vars]` and waits until it answers. The free port
+    /// it picks can be taken by someone else before wrangler binds it; then it tries another.
+    pub fn start(vars: &HashMap<String, String>) -> Self {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match Self::try_start(vars) {
+                Ok(dev) => return dev,
+                Err(output) => last = output,
+            }
+        }
+        panic!("wrangler dev did not start:\n{last}");
+    }
+
+    fn try_start(vars: &HashMap<String, String>) -> Result<Self, String> {
+        let root = repo_root();
+        let bundle = root.join("runtimes/worker/build-test/index.js");
+        assert!(
+            bundle.exists(),
+            "the Worker test bundle is missing: run ./scripts/test (or scripts/build-worker --test) first"
+        );
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "crypt-wrangler-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = format!(
+            "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n\
+             [[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n[vars]\n",
+            bundle.display()
+        );
+        let mut names: Vec<_> = vars.keys().collect();
+        names.sort();
+        for name in names {
+            config.push_str(&format!("{name} = {:?}\n", vars[name]));
+        }
+        std::fs::write(dir.join("wrangler.toml"), config).unwrap();
+
+        let mut child = Command::new(root.join("node_modules/.bin/wrangler"))
+            .args(["dev", "--config"])
+            .arg(dir.join("wrangler.toml"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
+            .arg(dir.join("state"))
+            .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", dir.join("logs"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("run node_modules/.bin/wrangler (npm ci installs it)");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut dev = WranglerDev { child, port, dir, output };
+        dev.wait_ready()?;
+        Ok(dev)
+    }
+
+    /// Waits for a 200 from `/healthz`; the output so far if wrangler exits or never answers.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return Err(self.output.lock().unwrap().join("\n"));
+            }
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                let mut buf = [0u8; 12];
+                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("never answered on port {}:\n{}", self.port, self.output.lock().unwrap().join("\n")))
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        // The whole process group: wrangler and the workerd it started.
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
