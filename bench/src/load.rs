@@ -1,0 +1,144 @@
+//! The load generator: N keep-alive HTTP/1.1 connections, each creating a message and reading
+//! back the id it got (a "pair"), checking every read returns what was created.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// What one measurement saw.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub pairs: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    /// Every request's latency in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl Outcome {
+    pub fn pairs_per_sec(&self) -> f64 {
+        self.pairs as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn requests_per_sec(&self) -> f64 {
+        2.0 * self.pairs_per_sec()
+    }
+    /// The latency at quantile `q` (0..1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * q).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Created {
+    id: String,
+}
+
+/// Drives `addr` with `connections` connections for `warmup` (not counted) then `duration`.
+pub async fn run(addr: SocketAddr, connections: usize, size: usize, warmup: Duration, duration: Duration) -> Outcome {
+    let message = "x".repeat(size);
+    let create_body = Bytes::from(serde_json::json!({ "message": message }).to_string());
+    let expected_read = Bytes::from(serde_json::json!({ "message": message }).to_string());
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
+            tokio::spawn(async move { connection(addr, create_body, expected_read, start, end).await })
+        })
+        .collect();
+    let mut total = Outcome { elapsed: duration, ..Outcome::default() };
+    for t in tasks {
+        let o = t.await.expect("load task");
+        total.pairs += o.pairs;
+        total.errors += o.errors;
+        total.latencies_us.extend(o.latencies_us);
+    }
+    total.latencies_us.sort_unstable();
+    total
+}
+
+async fn connect(addr: SocketAddr) -> Option<http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+async fn send(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> Option<(http::StatusCode, Bytes)> {
+    sender.ready().await.ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, body))
+}
+
+async fn connection(
+    addr: SocketAddr,
+    create_body: Bytes,
+    expected_read: Bytes,
+    start: Instant,
+    end: Instant,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let Some(mut sender) = connect(addr).await else {
+        out.errors += 1;
+        return out;
+    };
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        let counted = t0 >= start;
+        let post = http::Request::post("/")
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .body(Full::new(create_body.clone()))
+            .unwrap();
+        let created = match send(&mut sender, post).await {
+            Some((s, body)) if s == 200 => serde_json::from_slice::<Created>(&body).ok(),
+            _ => None,
+        };
+        let t1 = Instant::now();
+        let Some(created) = created else {
+            if counted {
+                out.errors += 1;
+            }
+            match connect(addr).await {
+                Some(s) => sender = s,
+                None => return out,
+            }
+            continue;
+        };
+        let get = http::Request::get(format!("/{}", created.id))
+            .header("host", "bench")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let read = send(&mut sender, get).await;
+        let t2 = Instant::now();
+        if !counted {
+            continue;
+        }
+        match read {
+            Some((s, body)) if s == 200 && body == expected_read => {
+                out.pairs += 1;
+                out.latencies_us.push((t1 - t0).as_micros() as u32);
+                out.latencies_us.push((t2 - t1).as_micros() as u32);
+            }
+            _ => out.errors += 1,
+        }
+    }
+    out
+}

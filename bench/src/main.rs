@@ -1,0 +1,342 @@
+//! `crypt-bench`: crypt against a minimal hyper baseline doing the same work, side by side.
+//!
+//! ```text
+//! cargo run --release -p crypt-bench                 # the full sweep, writes bench/RESULTS.md
+//! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
+//! ```
+//!
+//! Every measurement starts a fresh server process (crypt, or the baseline in `baseline.rs`)
+//! on a free port, with Redis (started here, on a free port) or in memory, and drives it from
+//! this process over HTTP/1.1 keep-alive. crypt and the baseline alternate, so drift on a
+//! shared machine hits both alike; the ratios are the figures to quote.
+
+mod baseline;
+mod load;
+
+use crypt_redis_harness::{RedisCluster, RedisServer};
+use load::Outcome;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Impl {
+    Crypt,
+    Baseline,
+}
+
+impl Impl {
+    fn name(self) -> &'static str {
+        match self {
+            Impl::Crypt => "crypt",
+            Impl::Baseline => "baseline",
+        }
+    }
+}
+
+/// A server process under test, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(which: Impl, redis_url: Option<&str>) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+        cmd.args(["serve", which.name()]);
+        if let Some(url) = redis_url {
+            cmd.arg(url);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("READY line");
+        let addr = line.trim().strip_prefix("READY ").expect("READY <addr>").parse().expect("addr");
+        Server { child, addr }
+    }
+
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        self.status_kib("VmHWM:") / 1024.0
+    }
+
+    /// Current resident memory (VmRSS) in MiB.
+    fn rss_mib(&self) -> f64 {
+        self.status_kib("VmRSS:") / 1024.0
+    }
+
+    fn status_kib(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child process: serve until killed, after printing `READY <addr>`.
+fn serve(which: &str, redis_url: Option<String>) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        match which {
+            "crypt" => {
+                let mut settings = crypt_server::Settings::ephemeral();
+                settings.policy.rate_limit.max = 0;
+                settings.memory_capacity_bytes = 8 << 30;
+                if let Some(url) = redis_url {
+                    settings.store = crypt_server::StoreKind::Redis(crypt_server::RedisConfig {
+                        url,
+                        prefix: "bench:".into(),
+                        timeout: Duration::from_secs(2),
+                    });
+                }
+                let running = crypt_server::spawn(settings).await.expect("crypt starts");
+                println!("READY {}", running.addr());
+                std::future::pending::<()>().await;
+            }
+            _ => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                println!("READY {}", listener.local_addr().unwrap());
+                baseline::serve(listener, redis_url).await;
+            }
+        }
+    });
+}
+
+struct Plan {
+    quick: bool,
+    duration: Duration,
+    warmup: Duration,
+    headline_runs: usize,
+}
+
+#[derive(Clone)]
+struct Row {
+    store: &'static str,
+    connections: usize,
+    size: usize,
+    which: Impl,
+    outcome: Outcome,
+    peak_rss_mib: f64,
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    which: Impl,
+    redis: Option<&str>,
+    conns: usize,
+    size: usize,
+    plan: &Plan,
+) -> (Outcome, f64) {
+    let server = Server::start(which, redis);
+    let outcome = rt.block_on(load::run(server.addr, conns, size, plan.warmup, plan.duration));
+    (outcome, server.peak_rss_mib())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return serve(&args[1], args.get(2).cloned());
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan { quick, duration: Duration::from_millis(800), warmup: Duration::from_millis(200), headline_runs: 1 }
+    } else {
+        Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: 5 }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let redis = RedisServer::start();
+    let redis_url = redis.url();
+    let stores: [(&'static str, Option<&str>); 2] = [("memory", None), ("redis", Some(redis_url.as_str()))];
+    let mut report = String::new();
+    let mut errors = 0;
+    let _ = writeln!(
+        report,
+        "# crypt benchmark\n\nMachine: {} cores; load generator on the same machine. Each line is one run of {:?} after {:?} of warm-up, \
+         a fresh server process per run. `pairs/s` counts create+read pairs whose read returned what was created.\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        plan.duration,
+        plan.warmup
+    );
+
+    // 1. The headline: 32 connections, 100-byte messages, crypt and baseline alternating.
+    let _ = writeln!(
+        report,
+        "## Headline: 32 connections, 100 B messages (median of {} alternating runs)\n",
+        plan.headline_runs
+    );
+    let _ = writeln!(
+        report,
+        "| store | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
+    for (store, url) in stores {
+        let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
+        for run in 0..plan.headline_runs {
+            let order = if run % 2 == 0 { [Impl::Crypt, Impl::Baseline] } else { [Impl::Baseline, Impl::Crypt] };
+            for which in order {
+                let (o, _) = measure(&rt, which, url, 32, 100, &plan);
+                errors += o.errors;
+                eprintln!(
+                    "headline {store} {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
+                    which.name(),
+                    o.pairs_per_sec(),
+                    o.quantile_ms(0.99),
+                    o.errors
+                );
+                let (rate, p99) =
+                    if which == Impl::Crypt { (&mut c_rate, &mut c_p99) } else { (&mut b_rate, &mut b_p99) };
+                rate.push(o.pairs_per_sec());
+                p99.push(o.quantile_ms(0.99));
+            }
+        }
+        let (c, b, cp, bp) = (median(c_rate), median(b_rate), median(c_p99), median(b_p99));
+        let _ = writeln!(
+            report,
+            "| {store} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** |",
+            c / b,
+            cp / bp
+        );
+    }
+
+    // 2. The sweep.
+    let (conns, sizes): (&[usize], &[usize]) =
+        if plan.quick { (&[8], &[100]) } else { (&[1, 8, 32, 128], &[100, 10_240, 102_400]) };
+    let mut rows = Vec::new();
+    for (store, url) in stores {
+        for &c in conns {
+            for &size in sizes {
+                for which in [Impl::Crypt, Impl::Baseline] {
+                    let (outcome, peak_rss_mib) = measure(&rt, which, url, c, size, &plan);
+                    errors += outcome.errors;
+                    eprintln!(
+                        "sweep {store} c={c} size={size} {}: {:.0} pairs/s",
+                        which.name(),
+                        outcome.pairs_per_sec()
+                    );
+                    rows.push(Row { store, connections: c, size, which, outcome, peak_rss_mib });
+                }
+            }
+        }
+    }
+    let _ = writeln!(report, "\n## Sweep (one run each)\n");
+    let _ = writeln!(report, "| store | conns | size | server | pairs/s | req/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | crypt/baseline |");
+    let _ = writeln!(report, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for pair in rows.chunks(2) {
+        let ratio = pair[0].outcome.pairs_per_sec() / pair[1].outcome.pairs_per_sec();
+        for (i, r) in pair.iter().enumerate() {
+            let o = &r.outcome;
+            let _ = writeln!(
+                report,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} |",
+                r.store,
+                r.connections,
+                r.size,
+                r.which.name(),
+                o.pairs_per_sec(),
+                o.requests_per_sec(),
+                o.quantile_ms(0.5),
+                o.quantile_ms(0.99),
+                o.quantile_ms(0.999),
+                o.errors,
+                r.peak_rss_mib,
+                if i == 0 { format!("{ratio:.2}") } else { String::new() }
+            );
+        }
+    }
+
+    if !plan.quick {
+        // 3. Memory: 100,000 stored 1 KiB messages.
+        let _ = writeln!(report, "\n## Memory: 100,000 stored 1 KiB messages (not read)\n");
+        let _ = writeln!(report, "| server | RSS MiB | stored MiB | target (1.3 × stored + 20) MiB |");
+        let _ = writeln!(report, "|---|---:|---:|---:|");
+        for which in [Impl::Crypt, Impl::Baseline] {
+            let server = Server::start(which, None);
+            let stored = rt.block_on(fill(server.addr, 100_000, 1024));
+            let rss = server.rss_mib();
+            let stored_mib = stored as f64 / (1024.0 * 1024.0);
+            let _ =
+                writeln!(report, "| {} | {rss:.1} | {stored_mib:.1} | {:.1} |", which.name(), 1.3 * stored_mib + 20.0);
+        }
+
+        // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
+        let cluster = RedisCluster::start();
+        let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
+        let _ = writeln!(report, "| backend | processes | pairs/s | p99 ms |");
+        let _ = writeln!(report, "|---|---:|---:|---:|");
+        for (backend, url) in [("redis", redis_url.clone()), ("redis cluster (3 masters)", cluster.urls())] {
+            for processes in [1usize, 2] {
+                let servers: Vec<Server> = (0..processes).map(|_| Server::start(Impl::Crypt, Some(&url))).collect();
+                let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+                let o = rt.block_on(async {
+                    let runs = addrs.iter().map(|&a| load::run(a, 64 / processes, 100, plan.warmup, plan.duration));
+                    let parts = futures::future::join_all(runs).await;
+                    let mut all = Outcome { elapsed: plan.duration, ..Outcome::default() };
+                    for p in parts {
+                        all.pairs += p.pairs;
+                        all.errors += p.errors;
+                        all.latencies_us.extend(p.latencies_us);
+                    }
+                    all.latencies_us.sort_unstable();
+                    all
+                });
+                errors += o.errors;
+                let _ = writeln!(
+                    report,
+                    "| {backend} | {processes} | {:.0} | {:.2} |",
+                    o.pairs_per_sec(),
+                    o.quantile_ms(0.99)
+                );
+            }
+        }
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"), &report).expect("write RESULTS.md");
+    }
+    println!("{report}");
+    println!("total errors: {errors}");
+    if errors > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Stores `count` messages of `size` bytes (never read) over 16 connections; returns bytes stored.
+async fn fill(addr: SocketAddr, count: usize, size: usize) -> usize {
+    let body = bytes::Bytes::from(serde_json::json!({ "message": "m".repeat(size) }).to_string());
+    let per = count / 16;
+    let tasks = (0..16).map(|_| {
+        let body = body.clone();
+        tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            for _ in 0..per {
+                sender.ready().await.unwrap();
+                let req = http::Request::post("/")
+                    .header("host", "bench")
+                    .body(http_body_util::Full::new(body.clone()))
+                    .unwrap();
+                let resp = sender.send_request(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            }
+        })
+    });
+    for t in futures::future::join_all(tasks).await {
+        t.unwrap();
+    }
+    per * 16 * size
+}
