@@ -13,6 +13,8 @@ use tokio::net::TcpStream;
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub pairs: u64,
+    /// Pairs completed during the warm-up (not in `pairs`), for CPU cost per pair.
+    pub warmup_pairs: u64,
     pub errors: u64,
     pub elapsed: Duration,
     /// Every request's latency in microseconds, sorted.
@@ -58,6 +60,7 @@ pub async fn run(addr: SocketAddr, connections: usize, size: usize, warmup: Dura
     for t in tasks {
         let o = t.await.expect("load task");
         total.pairs += o.pairs;
+        total.warmup_pairs += o.warmup_pairs;
         total.errors += o.errors;
         total.latencies_us.extend(o.latencies_us);
     }
@@ -129,6 +132,7 @@ async fn connection(
         let read = send(&mut sender, get).await;
         let t2 = Instant::now();
         if !counted {
+            out.warmup_pairs += u64::from(read.is_some());
             continue;
         }
         match read {

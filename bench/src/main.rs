@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p crypt-bench                 # the full sweep, writes bench/RESULTS.md
 //! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
+//! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
 //! ```
 //!
 //! Every measurement starts a fresh server process (crypt, or the baseline in `baseline.rs`)
@@ -64,6 +65,16 @@ impl Server {
     /// Current resident memory (VmRSS) in MiB.
     fn rss_mib(&self) -> f64 {
         self.status_kib("VmRSS:") / 1024.0
+    }
+
+    /// CPU time the server process has used (user + system), in microseconds.
+    fn cpu_us(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<f64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let ticks = fields.get(11).copied().unwrap_or(f64::NAN) + fields.get(12).copied().unwrap_or(f64::NAN);
+        ticks * 1e6 / 100.0 // USER_HZ is 100 on Linux
     }
 
     fn status_kib(&self, field: &str) -> f64 {
@@ -129,6 +140,7 @@ struct Row {
     peak_rss_mib: f64,
 }
 
+/// One measurement: the outcome, the server's peak RSS (MiB) and its CPU time per pair (µs).
 fn measure(
     rt: &tokio::runtime::Runtime,
     which: Impl,
@@ -136,10 +148,12 @@ fn measure(
     conns: usize,
     size: usize,
     plan: &Plan,
-) -> (Outcome, f64) {
+) -> (Outcome, f64, f64) {
     let server = Server::start(which, redis);
+    let cpu_before = server.cpu_us();
     let outcome = rt.block_on(load::run(server.addr, conns, size, plan.warmup, plan.duration));
-    (outcome, server.peak_rss_mib())
+    let cpu_per_pair = (server.cpu_us() - cpu_before) / (outcome.pairs + outcome.warmup_pairs).max(1) as f64;
+    (outcome, server.peak_rss_mib(), cpu_per_pair)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -153,6 +167,8 @@ fn main() {
         return serve(&args[1], args.get(2).cloned());
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // Only the headline comparison, for iterating on a change (nothing is written).
+    let headline_only = args.iter().any(|a| a == "--headline");
     let plan = if quick {
         Plan { quick, duration: Duration::from_millis(800), warmup: Duration::from_millis(200), headline_runs: 1 }
     } else {
@@ -181,15 +197,22 @@ fn main() {
     );
     let _ = writeln!(
         report,
-        "| store | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio |"
+        "| store | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
+         crypt server CPU µs/pair | baseline server CPU µs/pair | CPU ratio |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (store, url) in stores {
         let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
+        let (mut c_cpu, mut b_cpu) = (vec![], vec![]);
         for run in 0..plan.headline_runs {
             let order = if run % 2 == 0 { [Impl::Crypt, Impl::Baseline] } else { [Impl::Baseline, Impl::Crypt] };
             for which in order {
-                let (o, _) = measure(&rt, which, url, 32, 100, &plan);
+                let (o, _, cpu) = measure(&rt, which, url, 32, 100, &plan);
+                if which == Impl::Crypt {
+                    c_cpu.push(cpu)
+                } else {
+                    b_cpu.push(cpu)
+                }
                 errors += o.errors;
                 eprintln!(
                     "headline {store} {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
@@ -205,12 +228,19 @@ fn main() {
             }
         }
         let (c, b, cp, bp) = (median(c_rate), median(b_rate), median(c_p99), median(b_p99));
+        let (cc, bc) = (median(c_cpu), median(b_cpu));
         let _ = writeln!(
             report,
-            "| {store} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** |",
+            "| {store} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** | {cc:.1} | {bc:.1} | **{:.2}** |",
             c / b,
-            cp / bp
+            cp / bp,
+            cc / bc
         );
+    }
+
+    if headline_only {
+        println!("{report}");
+        return;
     }
 
     // 2. The sweep.
@@ -221,7 +251,7 @@ fn main() {
         for &c in conns {
             for &size in sizes {
                 for which in [Impl::Crypt, Impl::Baseline] {
-                    let (outcome, peak_rss_mib) = measure(&rt, which, url, c, size, &plan);
+                    let (outcome, peak_rss_mib, _) = measure(&rt, which, url, c, size, &plan);
                     errors += outcome.errors;
                     eprintln!(
                         "sweep {store} c={c} size={size} {}: {:.0} pairs/s",

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use crypt_domain::{AdmitError, CreateError, Draft, OpenError, StoreError, Vault};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use serde_json::Value;
 
 /// Who sent a request, as the runtime determined it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,11 +156,8 @@ impl Api {
         };
         match self.vault.create(draft).await {
             Ok(created) => {
-                let body = serde_json::json!({
-                    "id": created.id.as_str(),
-                    "expires_at": format_rfc3339(created.expires_at),
-                });
-                json(StatusCode::OK, body.to_string())
+                let expires_at = format_rfc3339(created.expires_at);
+                json(StatusCode::OK, &CreatedBody { id: created.id.as_str(), expires_at: &expires_at })
             }
             Err(e) => self.create_failed(e),
         }
@@ -193,10 +189,7 @@ impl Api {
             return refused(e);
         }
         match self.vault.open(raw_id).await {
-            Ok(message) => {
-                let body = serde_json::json!({ "message": message.into_string() });
-                json(StatusCode::OK, body.to_string())
-            }
+            Ok(message) => json(StatusCode::OK, &MessageBody { message: message.as_str() }),
             Err(OpenError::NotFound) => error(StatusCode::NOT_FOUND, "Message not found"),
             Err(OpenError::Store(e)) => store_failed("open", e),
         }
@@ -224,27 +217,108 @@ impl Api {
     }
 }
 
+/// The create body, read in one pass. Each field records what JSON type it had, so each way
+/// it can be wrong gets its own sentence (a plain derived struct would only say "invalid type"),
+/// and the message text is unescaped straight into its `String`, the one allocation.
+#[derive(serde::Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    message: Field<String>,
+    #[serde(default)]
+    ttl: Field<u64>,
+}
+
+/// A field: absent, of the expected type, or of another type (`null` included).
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Valid(T),
+    WrongType,
+}
+
+impl<'de> serde::Deserialize<'de> for Field<String> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData::<String>))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field<u64> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData::<u64>))
+    }
+}
+
+struct FieldVisitor<T>(std::marker::PhantomData<T>);
+
+/// What a visitor does with each JSON type: the expected one is kept, any other is recorded as
+/// wrong (arrays and objects are read through and dropped, so parsing goes on).
+macro_rules! wrong_types {
+    ($($method:ident($ty:ty)),*) => {
+        $(fn $method<E: serde::de::Error>(self, _: $ty) -> Result<Self::Value, E> { Ok(Field::WrongType) })*
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Field::WrongType)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Field::WrongType)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Field::WrongType)
+        }
+    };
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor<String> {
+    type Value = Field<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v))
+    }
+    wrong_types!(visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64));
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor<u64> {
+    type Value = Field<u64>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v))
+    }
+    wrong_types!(visit_bool(bool), visit_i64(i64), visit_f64(f64), visit_str(&str));
+}
+
 /// Turns a create body into a [`Draft`], or says in words what is wrong with it.
 fn parse_draft(body: &[u8]) -> Result<Draft, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let json_error = |e: serde_json::Error| {
         if e.is_eof() {
             "Invalid JSON: the body is empty or cut short".to_string()
         } else {
             "Invalid JSON".to_string()
         }
-    })?;
-    let Value::Object(mut fields) = value else {
+    };
+    // A derived struct would also accept an array; anything but an object is refused here.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(json_error)?;
         return Err("Request body must be a JSON object".into());
+    }
+    let fields: CreateBody = serde_json::from_slice(body).map_err(json_error)?;
+    let message = match fields.message {
+        Field::Absent => return Err("Field 'message' is required".into()),
+        Field::WrongType => return Err("Field 'message' must be a string".into()),
+        Field::Valid(text) => text,
     };
-    let message = match fields.remove("message") {
-        None => return Err("Field 'message' is required".into()),
-        Some(Value::String(s)) => s,
-        Some(_) => return Err("Field 'message' must be a string".into()),
-    };
-    let ttl_secs = match fields.remove("ttl") {
-        None => None,
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
-        Some(_) => return Err("Field 'ttl' must be a positive whole number of seconds".into()),
+    let ttl_secs = match fields.ttl {
+        Field::Absent => None,
+        Field::Valid(secs) if secs > 0 => Some(secs),
+        _ => return Err("Field 'ttl' must be a positive whole number of seconds".into()),
     };
     Ok(Draft { message, ttl_secs })
 }
@@ -273,18 +347,38 @@ fn store_failed(during: &'static str, e: StoreError) -> Response<Bytes> {
     }
 }
 
-fn json(status: StatusCode, body: String) -> Response<Bytes> {
-    let mut resp = Response::new(Bytes::from(body));
+#[derive(serde::Serialize)]
+struct CreatedBody<'a> {
+    id: &'a str,
+    expires_at: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct MessageBody<'a> {
+    message: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
+    // Serializing these plain structs of strings cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Bytes::from(bytes));
     *resp.status_mut() = status;
     resp
 }
 
 fn ok(body: &'static str) -> Response<Bytes> {
-    json(StatusCode::OK, body.to_owned())
+    let mut resp = Response::new(Bytes::from_static(body.as_bytes()));
+    *resp.status_mut() = StatusCode::OK;
+    resp
 }
 
 fn error(status: StatusCode, text: &str) -> Response<Bytes> {
-    json(status, serde_json::json!({ "error": text }).to_string())
+    json(status, &ErrorBody { error: text })
 }
 
 fn not_allowed(allow: &'static str) -> Response<Bytes> {

@@ -2,6 +2,7 @@ use super::*;
 use crypt_domain::testkit::{FixedIds, LogLimiter, ManualClock, MapStore};
 use crypt_domain::{Policy, RateLimit};
 use futures::executor::block_on;
+use serde_json::Value;
 use std::sync::Arc;
 
 fn api(policy: Policy) -> (Api, Arc<MapStore>) {
@@ -58,6 +59,9 @@ fn every_bad_body_is_a_400_with_a_reason() {
         (r#"{"message":"x","ttl":true}"#, "Field 'ttl' must be a positive whole number of seconds"),
         (r#"{"message":"x","ttl":null}"#, "Field 'ttl' must be a positive whole number of seconds"),
         (r#"{"message":"x","ttl":86401}"#, "Field 'ttl' must be between 60 and 86400 seconds"),
+        (r#"{"message":"x"} trailing"#, "Invalid JSON"),
+        (" \n [\"message\", \"x\"]", "Request body must be a JSON object"),
+        ("not json", "Invalid JSON"),
     ];
     for (input, why) in cases {
         let resp = call(&api, "POST", "/", input);
@@ -65,6 +69,15 @@ fn every_bad_body_is_a_400_with_a_reason() {
         assert_eq!(body(&resp), serde_json::json!({ "error": why }), "{input}");
     }
     assert!(store.is_empty());
+}
+
+#[test]
+fn escapes_are_decoded_and_unknown_fields_ignored() {
+    let (api, _) = api(Policy::default());
+    let r = call(&api, "POST", "/", r#"{"extra":[1,{"a":null}],"message":"tab\there \u00e9 \ud83d\udd25","ttl":120}"#);
+    assert_eq!(r.status(), 200);
+    let r = call(&api, "GET", "/AbCd1", "");
+    assert_eq!(body(&r)["message"], "tab\there é 🔥");
 }
 
 #[test]

@@ -217,10 +217,19 @@ async fn read_body(body: Incoming, headers: &HeaderMap, max: usize, timeout: Dur
     if declared.is_some_and(|len| len > max as u64) {
         return Err(BodyRejection::TooLarge);
     }
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
-        Err(_) => Err(BodyRejection::TimedOut),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyRejection::TooLarge),
-        Ok(Err(_)) => Err(BodyRejection::Malformed),
+    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
+    // Most bodies arrive with their headers: take them without arming a timer. Only a body
+    // still on its way gets the body-read timeout.
+    let collected = match futures::poll!(collect.as_mut()) {
+        std::task::Poll::Ready(done) => done,
+        std::task::Poll::Pending => match tokio::time::timeout(timeout, collect).await {
+            Ok(done) => done,
+            Err(_) => return Err(BodyRejection::TimedOut),
+        },
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyRejection::TooLarge),
+        Err(_) => Err(BodyRejection::Malformed),
     }
 }
