@@ -47,17 +47,9 @@ pub enum AdmitError {
 /// Why a message was not created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
-    /// The text is empty or whitespace only.
-    #[error("message is empty")]
-    Empty,
-    /// The text is over the size limit.
-    #[error("message is {actual} bytes, the limit is {max}")]
-    TooLarge {
-        /// The limit in bytes.
-        max: usize,
-        /// The size of the text.
-        actual: usize,
-    },
+    /// The text is empty, whitespace only, or over the size limit.
+    #[error(transparent)]
+    Message(MessageError),
     /// The requested time to live is outside the allowed range.
     #[error(transparent)]
     Ttl(TtlError),
@@ -145,10 +137,7 @@ impl Vault {
     /// # Errors
     /// A [`CreateError`] saying what was wrong; nothing is stored after an error.
     pub async fn create(&self, draft: Draft) -> Result<Created, CreateError> {
-        let message = Message::new(draft.message, &self.policy).map_err(|e| match e {
-            MessageError::Empty => CreateError::Empty,
-            MessageError::TooLarge { max, actual } => CreateError::TooLarge { max, actual },
-        })?;
+        let message = Message::new(draft.message, &self.policy).map_err(CreateError::Message)?;
         let ttl = match draft.ttl_secs {
             Some(secs) => Ttl::new(secs, &self.policy).map_err(CreateError::Ttl)?,
             None => Ttl::default_for(&self.policy),
@@ -263,8 +252,11 @@ mod tests {
     #[test]
     fn invalid_drafts_are_refused_before_the_store_is_touched() {
         let (vault, _, store) = vault_with(&["ggggg"], Policy::default());
-        assert_eq!(block_on(vault.create(draft("   ", None))), Err(CreateError::Empty));
-        assert!(matches!(block_on(vault.create(draft(&"x".repeat(102_401), None))), Err(CreateError::TooLarge { .. })));
+        assert_eq!(block_on(vault.create(draft("   ", None))), Err(CreateError::Message(MessageError::Empty)));
+        assert!(matches!(
+            block_on(vault.create(draft(&"x".repeat(102_401), None))),
+            Err(CreateError::Message(MessageError::TooLarge { .. }))
+        ));
         assert!(matches!(block_on(vault.create(draft("x", Some(59)))), Err(CreateError::Ttl(_))));
         assert!(matches!(block_on(vault.create(draft("x", Some(86_401)))), Err(CreateError::Ttl(_))));
         assert_eq!(store.len(), 0);

@@ -63,6 +63,7 @@ impl Cors {
     pub(crate) fn preflight(&self) -> Response<Bytes> {
         let mut resp = Response::new(Bytes::new());
         *resp.status_mut() = StatusCode::NO_CONTENT;
+        *resp.headers_mut() = HeaderMap::with_capacity(8);
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));

@@ -16,7 +16,7 @@ pub use cors::Cors;
 pub use rfc3339::format_rfc3339;
 
 use bytes::Bytes;
-use crypt_domain::{AdmitError, CreateError, Draft, OpenError, StoreError, Vault};
+use crypt_domain::{AdmitError, CreateError, Draft, MessageError, OpenError, StoreError, Vault};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -165,11 +165,11 @@ impl Api {
 
     fn create_failed(&self, e: CreateError) -> Response<Bytes> {
         match e {
-            CreateError::Empty => error(StatusCode::BAD_REQUEST, "Message cannot be empty"),
-            CreateError::TooLarge { max: 102_400, .. } => {
+            CreateError::Message(MessageError::Empty) => error(StatusCode::BAD_REQUEST, "Message cannot be empty"),
+            CreateError::Message(MessageError::TooLarge { max: 102_400, .. }) => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, "Message exceeds 100 KB")
             }
-            CreateError::TooLarge { max, .. } => {
+            CreateError::Message(MessageError::TooLarge { max, .. }) => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, &format!("Message exceeds {max} bytes"))
             }
             CreateError::Ttl(range) => error(
@@ -365,15 +365,18 @@ struct ErrorBody<'a> {
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
     // Serializing these plain structs of strings cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Bytes::from(bytes));
-    *resp.status_mut() = status;
-    resp
+    response(status, Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
 }
 
 fn ok(body: &'static str) -> Response<Bytes> {
-    let mut resp = Response::new(Bytes::from_static(body.as_bytes()));
-    *resp.status_mut() = StatusCode::OK;
+    response(StatusCode::OK, Bytes::from_static(body.as_bytes()))
+}
+
+/// A response with room for every header [`Api::finish`] adds, so they go in without regrowing.
+fn response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = HeaderMap::with_capacity(8);
     resp
 }
 
