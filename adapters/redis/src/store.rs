@@ -333,3 +333,45 @@ impl RateLimiter for RedisStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(version: &str) -> Value {
+        Value::BulkString(format!("# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n").into_bytes())
+    }
+
+    #[test]
+    fn the_oldest_node_decides_the_version() {
+        let mut found = Vec::new();
+        collect_versions(
+            &Value::Map(vec![
+                (Value::SimpleString("a".into()), info("7.0.15")),
+                (Value::SimpleString("b".into()), info("6.0.9")),
+            ]),
+            &mut found,
+        );
+        assert_eq!(found.into_iter().min(), Some((6, 0, "6.0.9".to_owned())));
+    }
+
+    #[test]
+    fn a_single_node_reply_is_read() {
+        let mut found = Vec::new();
+        collect_versions(&info("6.2.0"), &mut found);
+        assert_eq!(found, vec![(6, 2, "6.2.0".to_owned())]);
+        assert!((6, 2) >= (6, 2) && (6, 0) < (6, 2));
+    }
+
+    #[test]
+    fn cluster_urls_are_split_and_normalised() {
+        let c =
+            RedisConfig { url: "redis+cluster://a:1".into(), prefix: String::new(), timeout: Duration::from_secs(1) };
+        assert!(c.is_cluster());
+        assert_eq!(c.urls(), vec!["redis://a:1".to_owned()]);
+        let c = RedisConfig { url: "redis://a:1, redis://b:2".into(), ..c };
+        assert_eq!(c.urls(), vec!["redis://a:1".to_owned(), "redis://b:2".to_owned()]);
+        let single = RedisConfig { url: "redis://a:1".into(), ..c };
+        assert!(!single.is_cluster());
+    }
+}
