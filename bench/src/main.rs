@@ -166,6 +166,17 @@ fn main() {
     if args.first().map(String::as_str) == Some("serve") {
         return serve(&args[1], args.get(2).cloned());
     }
+    // `drive ADDR CONNS SIZE SECS`: load a server started elsewhere (e.g. under valgrind, to count
+    // instructions per pair) and print what was done.
+    if args.first().map(String::as_str) == Some("drive") {
+        let num = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("drive ADDR CONNS SIZE SECS");
+        let addr: SocketAddr = args.get(1).and_then(|a| a.parse().ok()).expect("drive ADDR CONNS SIZE SECS");
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let o =
+            rt.block_on(load::run(addr, num(2) as usize, num(3) as usize, Duration::ZERO, Duration::from_secs(num(4))));
+        println!("pairs {} errors {}", o.pairs, o.errors);
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // Only the headline comparison, for iterating on a change (nothing is written).
     let headline_only = args.iter().any(|a| a == "--headline");

@@ -19,7 +19,7 @@ fn api(policy: Policy) -> (Api, Arc<MapStore>) {
 
 fn call(api: &Api, method: &str, path: &str, body: &str) -> Response<Bytes> {
     let req = Request::builder().method(method).uri(path).body(Bytes::from(body.to_owned())).unwrap();
-    block_on(api.handle(req, &ClientInfo { key: "192.0.2.1".into() }))
+    block_on(api.handle(req, &ClientInfo::Ip("192.0.2.1".parse().unwrap())))
 }
 
 fn body(resp: &Response<Bytes>) -> Value {
@@ -84,7 +84,7 @@ fn escapes_are_decoded_and_unknown_fields_ignored() {
 fn non_utf8_json_is_a_400() {
     let (api, _) = api(Policy::default());
     let req = Request::post("/").body(Bytes::from_static(b"{\"message\":\"\xff\xfe\"}")).unwrap();
-    let resp = block_on(api.handle(req, &ClientInfo { key: "k".into() }));
+    let resp = block_on(api.handle(req, &ClientInfo::Named("k".into())));
     assert_eq!(resp.status(), 400);
 }
 

@@ -190,7 +190,7 @@ async fn serve_one(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
-    let client = ClientInfo { key: client_ip(peer.ip(), req.headers(), &app.trusted_proxies).to_string() };
+    let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
     let route = Route::of(parts.uri.path()).label();
     let body = if app.api.wants_body(&parts.method, parts.uri.path()) {

@@ -134,7 +134,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         head = head.header(name, value);
     }
     let probe = head.body(()).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let client = ClientInfo { key: req.headers().get("cf-connecting-ip")?.unwrap_or_else(|| "unknown".into()) };
+    let client = ClientInfo::Named(req.headers().get("cf-connecting-ip")?.unwrap_or_else(|| "unknown".into()));
 
     let body = if api.wants_body(probe.method(), probe.uri().path()) {
         match read_body(&mut req, settings.max_body_bytes).await {
