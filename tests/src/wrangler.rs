@@ -31,9 +31,14 @@ impl WranglerDev {
     /// Starts the test bundle with `vars` as `[vars]` and waits until it answers. The free port
     /// it picks can be taken by someone else before wrangler binds it; then it tries another.
     pub fn start(vars: &HashMap<String, String>) -> Self {
+        Self::start_with(vars, "")
+    }
+
+    /// Like [`WranglerDev::start`], with extra wrangler.toml text (bindings) appended.
+    pub fn start_with(vars: &HashMap<String, String>, extra_config: &str) -> Self {
         let mut last = String::new();
         for _ in 0..4 {
-            match Self::try_start(vars) {
+            match Self::try_start(vars, extra_config) {
                 Ok(dev) => return dev,
                 Err(output) => last = output,
             }
@@ -41,7 +46,7 @@ impl WranglerDev {
         panic!("wrangler dev did not start:\n{last}");
     }
 
-    fn try_start(vars: &HashMap<String, String>) -> Result<Self, String> {
+    fn try_start(vars: &HashMap<String, String>, extra_config: &str) -> Result<Self, String> {
         let root = repo_root();
         let bundle = root.join("runtimes/worker/build-test/index.js");
         assert!(
@@ -68,6 +73,7 @@ impl WranglerDev {
         for name in names {
             config.push_str(&format!("{name} = {:?}\n", vars[name]));
         }
+        config.push_str(extra_config);
         std::fs::write(dir.join("wrangler.toml"), config).unwrap();
 
         let mut child = Command::new(root.join("node_modules/.bin/wrangler"))
