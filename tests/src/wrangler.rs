@@ -110,7 +110,7 @@ impl WranglerDev {
         Ok(dev)
     }
 
-    /// Waits for a 200 from `/healthz`; the output so far if wrangler exits or never answers.
+    /// Waits for an HTTP answer from `/healthz`; the output so far if wrangler exits or never answers.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -122,7 +122,8 @@ impl WranglerDev {
                 s.set_read_timeout(Some(Duration::from_secs(5))).ok();
                 let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
                 let mut buf = [0u8; 12];
-                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200") {
+                // Any HTTP answer means workerd serves the Worker (a misconfigured one answers 500).
+                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 ") {
                     return Ok(());
                 }
             }

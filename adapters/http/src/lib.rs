@@ -120,6 +120,12 @@ impl Api {
         method == Method::POST && Route::of(path) == Route::Root
     }
 
+    /// Answers any request while the deployment's settings are invalid (the Worker reads them
+    /// per request, so it cannot refuse to start): 500 with no detail; the runtime logs why.
+    pub fn misconfigured(cors: &Cors, headers: &HeaderMap) -> Response<Bytes> {
+        finish_with(cors, headers, error(StatusCode::INTERNAL_SERVER_ERROR, "Service misconfigured"))
+    }
+
     /// Answers a request whose body could not be read.
     pub fn reject_body(&self, headers: &HeaderMap, why: BodyRejection) -> Response<Bytes> {
         let (status, text) = match why {
@@ -224,18 +230,23 @@ impl Api {
     }
 
     /// Adds the headers every response carries: content type, security and CORS.
-    fn finish(&self, req_headers: &HeaderMap, mut resp: Response<Bytes>) -> Response<Bytes> {
-        let has_body = resp.status() != StatusCode::NO_CONTENT;
-        let h = resp.headers_mut();
-        if has_body {
-            h.insert(header::CONTENT_TYPE, JSON);
-        }
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        self.cors.decorate(req_headers.get(header::ORIGIN), h);
-        resp
+    fn finish(&self, req_headers: &HeaderMap, resp: Response<Bytes>) -> Response<Bytes> {
+        finish_with(&self.cors, req_headers, resp)
     }
+}
+
+/// The headers every response carries, for a given CORS policy.
+fn finish_with(cors: &Cors, req_headers: &HeaderMap, mut resp: Response<Bytes>) -> Response<Bytes> {
+    let has_body = resp.status() != StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    if has_body {
+        h.insert(header::CONTENT_TYPE, JSON);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    cors.decorate(req_headers.get(header::ORIGIN), h);
+    resp
 }
 
 /// The create body, read in one pass. Each field records what JSON type it had, so each way

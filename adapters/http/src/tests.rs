@@ -176,3 +176,12 @@ fn body_rejections_name_their_reason_and_close() {
     assert_eq!(r.headers()[header::CONNECTION], "close");
     assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
+
+#[test]
+fn a_misconfigured_deployment_answers_500_json_with_the_usual_headers() {
+    let r = Api::misconfigured(&Cors::Any, &HeaderMap::new());
+    assert_eq!(r.status(), 500);
+    assert_eq!(serde_json::from_slice::<Value>(r.body()).unwrap()["error"], "Service misconfigured");
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+}

@@ -245,7 +245,7 @@ impl RedisStore {
         let mut versions = Vec::new();
         collect_versions(&info, &mut versions);
         let (major, minor, found) = versions.into_iter().min().unwrap_or((0, 0, "unknown".to_owned()));
-        if (major, minor) >= (6, 2) {
+        if supports_getdel(major, minor) {
             self.version.store(VERSION_OK, Ordering::Release);
             Ok(())
         } else {
@@ -262,6 +262,11 @@ impl RedisStore {
     fn rate_key(&self, client: &str) -> String {
         format!("{}r:{}", self.prefix, client)
     }
+}
+
+/// `GETDEL` arrived in Redis 6.2.
+fn supports_getdel(major: u32, minor: u32) -> bool {
+    (major, minor) >= (6, 2)
 }
 
 /// Finds every `redis_version:x.y.z` line in an INFO reply (a string, or a map per node).
@@ -360,7 +365,8 @@ mod tests {
         let mut found = Vec::new();
         collect_versions(&info("6.2.0"), &mut found);
         assert_eq!(found, vec![(6, 2, "6.2.0".to_owned())]);
-        assert!((6, 2) >= (6, 2) && (6, 0) < (6, 2));
+        assert!(supports_getdel(6, 2) && supports_getdel(7, 0) && supports_getdel(10, 0));
+        assert!(!supports_getdel(6, 0) && !supports_getdel(5, 9) && !supports_getdel(0, 0));
     }
 
     #[test]

@@ -106,9 +106,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let settings = match settings(&env) {
         Ok(s) => s,
         Err(why) => {
-            // A misconfigured deployment: say so in the logs, answer 500 without details.
+            // A misconfigured deployment: say why in the logs; the adapter answers the client.
             worker::console_error!("crypt: {why}");
-            return Ok(Response::from_bytes(br#"{"error":"Misconfigured"}"#.to_vec())?.with_status(500));
+            let headers: http::HeaderMap =
+                req.headers().entries().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
+            return to_worker(Api::misconfigured(&Cors::Any, &headers));
         }
     };
     let limiter =
