@@ -20,6 +20,7 @@ mod client_ip;
 mod serve;
 mod settings;
 mod system;
+mod watchdog;
 
 pub use client_ip::client_ip;
 pub use crypt_redis::RedisConfig;

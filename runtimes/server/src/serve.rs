@@ -1,6 +1,7 @@
 //! The hyper server: accept, read within limits, hand to the API, shut down gracefully.
 
 use crate::settings::{Settings, StoreKind};
+use crate::watchdog::{Activity, Counted};
 use crate::{client_ip, RandomIds, SystemClock};
 use bytes::Bytes;
 use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
@@ -12,7 +13,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use ipnet::IpNet;
 use std::convert::Infallible;
@@ -74,6 +75,13 @@ struct App {
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
     body_timeout: Duration,
+}
+
+/// One connection: the shared app, the peer, and what the connection has been doing.
+struct Conn {
+    app: Arc<App>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 /// Binds, builds the adapters the settings name, and serves in a background task.
@@ -153,7 +161,10 @@ fn spawn_sweeper(
 async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, mut stopped: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout).keep_alive(true);
+    // The header timeout is enforced by `watchdog`, which costs no timer per request; hyper's
+    // own (a timer per request) stays off.
+    http.header_read_timeout(None).keep_alive(true);
+    let header_timeout = settings.header_timeout;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -168,12 +179,20 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, 
             _ = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |req| serve_one(app.clone(), peer, req));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Counted::new(stream, activity.clone()));
+        let conn = Arc::new(Conn { app: app.clone(), peer, activity: activity.clone() });
+        let service = service_fn(move |req| serve_one(conn.clone(), req));
+        let served = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                biased;
+                ended = served => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                () = activity.expired(header_timeout) => {
+                    tracing::debug!("closed a connection that sent no request headers within the header timeout");
+                }
             }
         });
     }
@@ -184,29 +203,35 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, 
     }
 }
 
-async fn serve_one(
-    app: Arc<App>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let started = Instant::now();
+async fn serve_one(conn: Arc<Conn>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    conn.activity.busy();
+    let resp = respond(&conn.app, conn.peer, req).await;
+    conn.activity.idle();
+    Ok(resp.map(Full::new))
+}
+
+async fn respond(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Response<Bytes> {
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
-    let route = Route::of(parts.uri.path()).label();
     let body = if app.api.wants_body(&parts.method, parts.uri.path()) {
         match read_body(body, &parts.headers, app.max_body_bytes, app.body_timeout).await {
             Ok(bytes) => bytes,
             Err(why) => {
-                tracing::info!(route, ?why, "request body refused");
-                return Ok(app.api.reject_body(&parts.headers, why).map(Full::new));
+                tracing::info!(route = Route::of(parts.uri.path()).label(), ?why, "request body refused");
+                return app.api.reject_body(&parts.headers, why);
             }
         }
     } else {
         Bytes::new()
     };
+    let route = started.map(|_| Route::of(parts.uri.path()).label());
     let resp = app.api.handle(Request::from_parts(parts, body), &client).await;
-    tracing::debug!(route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    Ok(resp.map(Full::new))
+    if let (Some(started), Some(route)) = (started, route) {
+        let micros = started.elapsed().as_micros() as u64;
+        tracing::debug!(route, status = resp.status().as_u16(), micros, "request");
+    }
+    resp
 }
 
 /// Reads a body up to `max` bytes within `timeout`. A declared length over the cap is refused
