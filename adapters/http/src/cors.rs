@@ -42,20 +42,26 @@ impl Cors {
         Ok(Cors::List(origins))
     }
 
-    /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when the answer depends on it).
-    ///
-    /// Every response carries the header. With a list, a listed origin is echoed; any other
-    /// caller gets the first listed origin, which its browser will refuse to match.
-    pub(crate) fn decorate(&self, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
+    /// The CORS headers that are the same for every request: `Access-Control-Allow-Origin: *`,
+    /// or `Vary: Origin` when the answer depends on the caller.
+    pub(crate) fn decorate_always(&self, h: &mut HeaderMap) {
         match self {
             Cors::Any => {
                 h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
             }
-            Cors::List(list) => {
-                let allowed = origin.and_then(|o| list.iter().find(|l| *l == o)).unwrap_or(&list[0]);
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed.clone());
-                h.append(header::VARY, HeaderValue::from_static("Origin"));
+            Cors::List(_) => {
+                h.insert(header::VARY, HeaderValue::from_static("Origin"));
             }
+        }
+    }
+
+    /// The CORS headers that depend on the caller's `Origin`. Every response carries
+    /// `Access-Control-Allow-Origin`: with a list, a listed origin is echoed; any other caller
+    /// gets the first listed origin, which its browser will refuse to match.
+    pub(crate) fn decorate_per_request(&self, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
+        if let Cors::List(list) = self {
+            let allowed = origin.and_then(|o| list.iter().find(|l| *l == o)).unwrap_or(&list[0]);
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed.clone());
         }
     }
 
@@ -95,11 +101,26 @@ mod tests {
     fn a_listed_origin_is_echoed_and_others_get_the_first() {
         let cors = Cors::parse("https://a.example,https://b.example").unwrap();
         let mut h = HeaderMap::new();
-        cors.decorate(Some(&HeaderValue::from_static("https://b.example")), &mut h);
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://b.example");
+        cors.decorate_always(&mut h);
         assert_eq!(h[header::VARY], "Origin");
+        assert!(!h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+        cors.decorate_per_request(Some(&HeaderValue::from_static("https://b.example")), &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://b.example");
         let mut h = HeaderMap::new();
-        cors.decorate(Some(&HeaderValue::from_static("https://evil.example")), &mut h);
+        cors.decorate_per_request(Some(&HeaderValue::from_static("https://evil.example")), &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        let mut h = HeaderMap::new();
+        cors.decorate_per_request(None, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+    }
+
+    #[test]
+    fn any_origin_is_the_same_answer_for_everyone() {
+        let mut h = HeaderMap::new();
+        Cors::Any.decorate_always(&mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(!h.contains_key(header::VARY));
+        Cors::Any.decorate_per_request(Some(&HeaderValue::from_static("https://b.example")), &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     }
 }
