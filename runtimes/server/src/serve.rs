@@ -184,13 +184,19 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, 
         let conn = Arc::new(Conn { app: app.clone(), peer, activity: activity.clone() });
         let service = service_fn(move |req| serve_one(conn.clone(), req));
         let served = graceful.watch(http.serve_connection(io, service));
+        let connection = tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+        // The watchdog is a task of its own, so the connection's task polls no timer on each
+        // wake-up; it aborts the connection (closing the socket) when the client stalls.
         tokio::spawn(async move {
+            let abort = connection.abort_handle();
             tokio::select! {
-                biased;
-                ended = served => if let Err(e) = ended {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                },
+                _ = connection => {}
                 () = activity.expired(header_timeout) => {
+                    abort.abort();
                     tracing::debug!("closed a connection that sent no request headers within the header timeout");
                 }
             }
