@@ -10,6 +10,7 @@
 //! client or the Workers runtime.
 
 mod cors;
+mod json_out;
 mod rfc3339;
 
 pub use cors::Cors;
@@ -187,7 +188,7 @@ impl Api {
         match self.vault.create(draft).await {
             Ok(created) => {
                 let expires_at = format_rfc3339(created.expires_at);
-                json(StatusCode::OK, &CreatedBody { id: created.id.as_str(), expires_at: &expires_at })
+                response(StatusCode::OK, json_out::created(created.id.as_str(), &expires_at))
             }
             Err(e) => self.create_failed(e),
         }
@@ -219,7 +220,7 @@ impl Api {
             return resp;
         }
         match self.vault.open(raw_id).await {
-            Ok(message) => json(StatusCode::OK, &MessageBody { message: message.as_str() }),
+            Ok(message) => response(StatusCode::OK, json_out::message(message.as_str())),
             Err(OpenError::NotFound) => error(StatusCode::NOT_FOUND, "Message not found"),
             Err(OpenError::Store(e)) => store_failed("open", e),
         }
@@ -405,17 +406,6 @@ fn store_failed(during: &'static str, e: StoreError) -> Response<Bytes> {
             error(StatusCode::SERVICE_UNAVAILABLE, "Storage unavailable")
         }
     }
-}
-
-#[derive(serde::Serialize)]
-struct CreatedBody<'a> {
-    id: &'a str,
-    expires_at: &'a str,
-}
-
-#[derive(serde::Serialize)]
-struct MessageBody<'a> {
-    message: &'a str,
 }
 
 #[derive(serde::Serialize)]
