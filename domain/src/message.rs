@@ -176,12 +176,19 @@ impl StoredMessage {
     /// The one byte layout every byte-oriented store (Redis, KV) keeps, so they cannot drift:
     /// a format byte (1), the expiry instant as 8 bytes big-endian, then the UTF-8 text.
     pub fn encode(&self) -> Vec<u8> {
-        let text = self.message.as_str().as_bytes();
-        let mut out = Vec::with_capacity(9 + text.len());
-        out.push(FORMAT_V1);
-        out.extend_from_slice(&self.expires_at.to_be_bytes());
-        out.extend_from_slice(text);
+        let (header, text) = self.encoded_parts();
+        let mut out = Vec::with_capacity(header.len() + text.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(text.as_bytes());
         out
+    }
+
+    /// [`StoredMessage::encode`] in its two pieces, the 9-byte header and the text, for a
+    /// store that writes them straight into its request instead of joining them first.
+    pub fn encoded_parts(&self) -> ([u8; 9], &str) {
+        let mut header = [FORMAT_V1; 9];
+        header[1..].copy_from_slice(&self.expires_at.to_be_bytes());
+        (header, self.message.as_str())
     }
 
     /// Reads what [`StoredMessage::encode`] wrote.

@@ -5,7 +5,8 @@ use crypt_domain::{
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisWrite, Script, ToRedisArgs, Value};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -174,11 +175,13 @@ impl RedisStore {
             Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }
         } else {
             let client = redis::Client::open(config.url.trim()).map_err(|e| RedisError::BadUrl(e.to_string()))?;
-            // Reconnect quickly and give up quickly: the per-command timeout, not the retry
-            // loop, bounds how long a request can wait.
+            // Reconnect quickly and give up quickly: the per-command timeout in `bounded`, not
+            // the retry loop, bounds how long a request can wait. That one timer covers the
+            // whole command, so the connection's own response timer (a second timer armed per
+            // command) is off.
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.timeout))
-                .set_response_timeout(Some(config.timeout))
+                .set_response_timeout(None)
                 .set_number_of_retries(1)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_millis(500));
@@ -255,12 +258,47 @@ impl RedisStore {
         }
     }
 
-    fn message_key(&self, id: &MessageId) -> String {
-        format!("{}m:{}", self.prefix, id.as_str())
+    fn message_key<'a>(&'a self, id: &'a MessageId) -> Key<'a> {
+        Key { prefix: &self.prefix, kind: "m:", name: id.as_str() }
     }
 
-    fn rate_key(&self, client: &str) -> String {
-        format!("{}r:{}", self.prefix, client)
+    fn rate_key<'a>(&'a self, client: &'a str) -> Key<'a> {
+        Key { prefix: &self.prefix, kind: "r:", name: client }
+    }
+}
+
+/// A key (`{prefix}m:{id}`, `{prefix}r:{client}`), written straight into the command.
+struct Key<'a> {
+    prefix: &'a str,
+    kind: &'static str,
+    name: &'a str,
+}
+
+impl Key<'_> {
+    fn len(&self) -> usize {
+        self.prefix.len() + self.kind.len() + self.name.len()
+    }
+}
+
+impl ToRedisArgs for Key<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.kind.as_bytes());
+        let _ = arg.write_all(self.name.as_bytes());
+    }
+}
+
+/// A message in the stored layout, written straight into the command: no joined copy first.
+struct Encoded<'a>(&'a StoredMessage);
+
+impl ToRedisArgs for Encoded<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let (header, text) = self.0.encoded_parts();
+        let mut arg = out.writer_for_next_arg();
+        let _ = arg.write_all(&header);
+        let _ = arg.write_all(text.as_bytes());
     }
 }
 
@@ -291,16 +329,22 @@ fn collect_versions(v: &Value, out: &mut Vec<(u32, u32, String)>) {
 #[async_trait]
 impl MessageStore for RedisStore {
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
-        let mut cmd = redis::cmd("SET");
+        let key = self.message_key(id);
+        let (header, text) = message.encoded_parts();
+        let mut cmd = Cmd::with_capacity(6, 32 + key.len() + header.len() + text.len());
         // PX, from the expiry instant rather than the TTL, would need a clock here; the TTL
         // is only garbage collection (the domain compares the stored instant), so EX suffices.
-        cmd.arg(self.message_key(id)).arg(message.encode()).arg("NX").arg("EX").arg(ttl.secs());
-        let answer: Option<String> = self.run(&cmd).await?;
-        Ok(if answer.is_some() { Inserted::Stored } else { Inserted::Taken })
+        cmd.arg("SET").arg(key).arg(Encoded(message)).arg("NX").arg("EX").arg(ttl.secs());
+        // `OK` when stored, nil when the key exists.
+        let answer: Value = self.run(&cmd).await?;
+        Ok(if matches!(answer, Value::Nil) { Inserted::Taken } else { Inserted::Stored })
     }
 
     async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        let raw: Option<Vec<u8>> = self.run(redis::cmd("GETDEL").arg(self.message_key(id))).await?;
+        let key = self.message_key(id);
+        let mut cmd = Cmd::with_capacity(2, 16 + key.len());
+        cmd.arg("GETDEL").arg(key);
+        let raw: Option<Vec<u8>> = self.run(&cmd).await?;
         match raw {
             None => Ok(None),
             Some(bytes) => StoredMessage::decode(bytes)
