@@ -183,7 +183,7 @@ fn main() {
     let plan = if quick {
         Plan { quick, duration: Duration::from_millis(800), warmup: Duration::from_millis(200), headline_runs: 1 }
     } else {
-        Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: 5 }
+        Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: 7 }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let redis = RedisServer::start();
