@@ -28,8 +28,8 @@ pub struct WranglerDev {
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl WranglerDev {
-    /// Starts the test bundle with `vars` as `[vars]` and waits until it answers. The free port
-    /// it picks can be taken by someone else before wrangler binds it; then it tries another.
+    /// Starts the test bundle with `vars` as `[vars]` and waits until it answers. The free ports
+    /// it picks can be taken by someone else before wrangler binds them; then it tries others.
     pub fn start(vars: &HashMap<String, String>) -> Self {
         Self::start_with(vars, "")
     }
@@ -53,10 +53,14 @@ impl WranglerDev {
             bundle.exists(),
             "the Worker test bundle is missing: run ./scripts/test (or scripts/build-worker --test) first"
         );
-        let port = {
+        let free_port = || {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        let port = free_port();
+        // The devtools inspector would take 9229 on every instance: two at once (or one still
+        // shutting down) would collide, so each gets a free port of its own.
+        let inspector_port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "crypt-wrangler-{}-{}",
             std::process::id(),
@@ -79,7 +83,8 @@ impl WranglerDev {
         let mut child = Command::new(root.join("node_modules/.bin/wrangler"))
             .args(["dev", "--config"])
             .arg(dir.join("wrangler.toml"))
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-ip", "127.0.0.1", "--inspector-port", &inspector_port.to_string(), "--persist-to"])
             .arg(dir.join("state"))
             .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
             .env("WRANGLER_SEND_METRICS", "false")
