@@ -1,8 +1,8 @@
 //! Slow-client protection for HTTP/1 connections, without a timer per request.
 //!
 //! hyper's own `header_read_timeout` allocates and registers a fresh timer for every request,
-//! which on the hot path cost about a tenth of the server's instructions per request (measured
-//! with callgrind, see the README's performance section). The rule it enforces is simple, so we
+//! which cost about 8 % of the server's instructions per create+read pair (measured with
+//! callgrind, see the README's performance section). The rule it enforces is simple, so we
 //! enforce the same rule more cheaply: a connection that is not inside a request handler must,
 //! within the header timeout, either deliver a complete request head or take response bytes.
 //! Otherwise it is closed. That covers a client that dribbles its headers (slowloris), a
