@@ -100,16 +100,19 @@ fn serve(which: &str, redis_url: Option<String>) {
     rt.block_on(async move {
         match which {
             "crypt" => {
-                let mut settings = crypt_server::Settings::ephemeral();
-                settings.policy.rate_limit.max = 0;
-                settings.memory_capacity_bytes = 8 << 30;
+                let mut vars = vec![
+                    ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
+                    ("CRYPT_RATE_LIMIT_MAX", "0".to_owned()),
+                    ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string()),
+                ];
                 if let Some(url) = redis_url {
-                    settings.store = crypt_server::StoreKind::Redis(crypt_server::RedisConfig {
-                        url,
-                        prefix: "bench:".into(),
-                        timeout: Duration::from_secs(2),
-                    });
+                    vars.extend([
+                        ("CRYPT_STORE", "redis".to_owned()),
+                        ("CRYPT_REDIS_URL", url),
+                        ("CRYPT_REDIS_PREFIX", "bench:".to_owned()),
+                    ]);
                 }
+                let settings = crypt_server::Config::from_vars(vars).expect("valid bench settings");
                 let running = crypt_server::spawn(settings).await.expect("crypt starts");
                 println!("READY {}", running.addr());
                 std::future::pending::<()>().await;

@@ -26,9 +26,9 @@ mod vault;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use ids::{alphanumeric_id, is_reserved, RESERVED_NAMES};
+pub use ids::{is_reserved, IdAlphabet, RESERVED_NAMES};
 pub use message::{DecodeError, Message, MessageError, MessageId, StoredMessage, Ttl, TtlError};
-pub use policy::{Policy, PolicyError, RateLimit};
+pub use policy::{Limits, Policy, PolicyError, RateLimit};
 pub use ports::{Clock, IdSource, Inserted, MaybeSendSync, MessageStore, RateDecision, RateLimiter, StoreError};
 pub use rate::WindowLog;
 pub use vault::{AdmitError, CreateError, Created, Draft, OpenError, Vault};

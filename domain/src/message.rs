@@ -33,8 +33,8 @@ impl Message {
     /// [`MessageError::TooLarge`] when it has more than `policy.max_message_bytes` bytes,
     /// [`MessageError::Empty`] when it is empty or whitespace only.
     pub fn new(text: String, policy: &Policy) -> Result<Self, MessageError> {
-        if text.len() > policy.max_message_bytes {
-            return Err(MessageError::TooLarge { max: policy.max_message_bytes, actual: text.len() });
+        if text.len() > policy.max_message_bytes() {
+            return Err(MessageError::TooLarge { max: policy.max_message_bytes(), actual: text.len() });
         }
         if text.trim().is_empty() {
             return Err(MessageError::Empty);
@@ -129,16 +129,16 @@ impl Ttl {
     /// # Errors
     /// [`TtlError`] when `secs` is outside `policy.min_ttl_secs..=policy.max_ttl_secs`.
     pub fn new(secs: u64, policy: &Policy) -> Result<Self, TtlError> {
-        if (policy.min_ttl_secs..=policy.max_ttl_secs).contains(&secs) {
+        if (policy.min_ttl_secs()..=policy.max_ttl_secs()).contains(&secs) {
             Ok(Self(secs))
         } else {
-            Err(TtlError { min: policy.min_ttl_secs, max: policy.max_ttl_secs })
+            Err(TtlError { min: policy.min_ttl_secs(), max: policy.max_ttl_secs() })
         }
     }
 
     /// The policy's default time to live.
     pub fn default_for(policy: &Policy) -> Self {
-        Self(policy.default_ttl_secs)
+        Self(policy.default_ttl_secs())
     }
 
     /// Whole seconds.

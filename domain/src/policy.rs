@@ -1,11 +1,13 @@
 //! The limits an operator sets.
 
-use crate::MessageId;
+use crate::{IdAlphabet, MessageId};
+use std::num::{NonZeroU32, NonZeroU64};
 
-/// Every limit of the service. Runtimes build it from their settings and call
-/// [`Policy::validate`]; the domain never reads the environment.
+/// The limits as an operator writes them, before they are checked against each other. Its
+/// [`Default`] is the reference contract, and the one place each limit's default is written;
+/// [`Policy::new`] turns it into a [`Policy`] or says which setting is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub struct Limits {
     /// Largest message, in bytes of UTF-8 (`CRYPT_MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
     /// Time to live when a request names none (`CRYPT_DEFAULT_TTL_SECS`).
@@ -16,30 +18,84 @@ pub struct Policy {
     pub max_ttl_secs: u64,
     /// Length of generated ids (`CRYPT_ID_LENGTH`).
     pub id_length: usize,
+    /// The symbols of generated ids (`CRYPT_ID_ALPHABET`).
+    pub id_alphabet: IdAlphabet,
     /// Ids tried before giving up (`CRYPT_ID_ATTEMPTS`).
     pub id_attempts: u32,
-    /// The sliding-window rate limit per client.
-    pub rate_limit: RateLimit,
+    /// Requests allowed per window per client (`CRYPT_RATE_LIMIT_MAX`); 0 turns limiting off.
+    pub rate_limit_max: u32,
+    /// The sliding window in seconds (`CRYPT_RATE_LIMIT_WINDOW_SECS`).
+    pub rate_limit_window_secs: u64,
 }
 
-/// A sliding-window rate limit: at most `max` requests in any `window_secs` seconds.
+impl Default for Limits {
+    /// The reference contract's limits: 100 KiB messages, 24 h default and ceiling, 1 minute
+    /// floor, 5-character ids from `[a-z0-9]` with 5 attempts, 60 requests per 60 seconds.
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 102_400,
+            default_ttl_secs: 86_400,
+            min_ttl_secs: 60,
+            max_ttl_secs: 86_400,
+            id_length: 5,
+            id_alphabet: IdAlphabet::Lowercase,
+            id_attempts: 5,
+            rate_limit_max: 60,
+            rate_limit_window_secs: 60,
+        }
+    }
+}
+
+/// Every limit of the service, checked against the others. It can only be built by
+/// [`Policy::new`], so a `Policy` in hand is always valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    max_message_bytes: usize,
+    default_ttl_secs: u64,
+    min_ttl_secs: u64,
+    max_ttl_secs: u64,
+    id_length: usize,
+    id_alphabet: IdAlphabet,
+    id_attempts: u32,
+    rate_limit: Option<RateLimit>,
+}
+
+/// A sliding-window rate limit: at most `max` requests in any `window` seconds. Both are at
+/// least 1; "no limit" is the absence of a `RateLimit` ([`Policy::rate_limit`] is `None`), so no
+/// limiter ever has to ask whether limiting is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
-    /// Requests allowed per window (`CRYPT_RATE_LIMIT_MAX`); 0 turns limiting off.
-    pub max: u32,
-    /// Length of the window in seconds (`CRYPT_RATE_LIMIT_WINDOW_SECS`).
-    pub window_secs: u64,
+    max: NonZeroU32,
+    window_secs: NonZeroU64,
 }
 
 impl RateLimit {
-    /// True when limiting is turned off.
-    pub fn is_off(&self) -> bool {
-        self.max == 0
+    /// `max` requests per `window_secs` seconds.
+    pub const fn new(max: NonZeroU32, window_secs: NonZeroU64) -> Self {
+        Self { max, window_secs }
+    }
+
+    /// `max` requests per `window_secs` seconds; `None` when either is 0.
+    pub const fn of(max: u32, window_secs: u64) -> Option<Self> {
+        match (NonZeroU32::new(max), NonZeroU64::new(window_secs)) {
+            (Some(max), Some(window_secs)) => Some(Self::new(max, window_secs)),
+            _ => None,
+        }
+    }
+
+    /// Requests allowed per window.
+    pub fn max(&self) -> u32 {
+        self.max.get()
+    }
+
+    /// The window in seconds.
+    pub fn window_secs(&self) -> u64 {
+        self.window_secs.get()
     }
 
     /// The window in milliseconds.
     pub fn window_ms(&self) -> u64 {
-        self.window_secs.saturating_mul(1000)
+        self.window_secs.get().saturating_mul(1000)
     }
 }
 
@@ -54,103 +110,126 @@ pub struct PolicyError {
 }
 
 impl Default for Policy {
-    /// The reference contract's limits: 100 KiB messages, 24 h default and ceiling, 1 minute
-    /// floor, 5-character ids with 5 attempts, 60 requests per 60 seconds.
+    /// [`Limits::default`], the reference contract.
     fn default() -> Self {
-        Self {
-            max_message_bytes: 102_400,
-            default_ttl_secs: 86_400,
-            min_ttl_secs: 60,
-            max_ttl_secs: 86_400,
-            id_length: 5,
-            id_attempts: 5,
-            rate_limit: RateLimit { max: 60, window_secs: 60 },
-        }
+        Self::new(Limits::default()).expect("the default limits are valid")
     }
 }
 
 impl Policy {
-    /// Builds a policy from settings by their names (`CRYPT_ID_LENGTH`, ...), as every runtime
-    /// reads them (the server from its environment and file, the Worker from `[vars]`), so the
-    /// names, defaults and checks are written once. `get` answers `None` for a setting that is
-    /// not set; the default then applies. The result is validated.
-    ///
-    /// # Errors
-    /// The first setting that is not a number of the right kind, or does not fit the others.
-    pub fn from_settings(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, PolicyError> {
-        fn num<T: std::str::FromStr>(
-            get: &impl Fn(&'static str) -> Option<String>,
-            setting: &'static str,
-            default: T,
-        ) -> Result<T, PolicyError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            match get(setting) {
-                None => Ok(default),
-                Some(raw) => raw.trim().parse().map_err(|e| PolicyError { setting, why: format!("'{raw}': {e}") }),
-            }
-        }
-        let d = Policy::default();
-        let policy = Policy {
-            max_message_bytes: num(&get, "CRYPT_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
-            default_ttl_secs: num(&get, "CRYPT_DEFAULT_TTL_SECS", d.default_ttl_secs)?,
-            min_ttl_secs: num(&get, "CRYPT_MIN_TTL_SECS", d.min_ttl_secs)?,
-            max_ttl_secs: num(&get, "CRYPT_MAX_TTL_SECS", d.max_ttl_secs)?,
-            id_length: num(&get, "CRYPT_ID_LENGTH", d.id_length)?,
-            id_attempts: num(&get, "CRYPT_ID_ATTEMPTS", d.id_attempts)?,
-            rate_limit: RateLimit {
-                max: num(&get, "CRYPT_RATE_LIMIT_MAX", d.rate_limit.max)?,
-                window_secs: num(&get, "CRYPT_RATE_LIMIT_WINDOW_SECS", d.rate_limit.window_secs)?,
-            },
-        };
-        policy.validate()?;
-        Ok(policy)
-    }
-
-    /// Checks that the limits fit together.
+    /// Checks that the limits fit together and builds the policy.
     ///
     /// # Errors
     /// The first [`PolicyError`] found, naming its setting.
-    pub fn validate(&self) -> Result<(), PolicyError> {
+    pub fn new(l: Limits) -> Result<Self, PolicyError> {
         let fail = |setting, why: String| Err(PolicyError { setting, why });
-        if !(MessageId::MIN_LEN..=MessageId::MAX_LEN).contains(&self.id_length) {
+        if !(MessageId::MIN_LEN..=MessageId::MAX_LEN).contains(&l.id_length) {
             return fail(
                 "CRYPT_ID_LENGTH",
-                format!("must be from {} to {}, not {}", MessageId::MIN_LEN, MessageId::MAX_LEN, self.id_length),
+                format!("must be from {} to {}, not {}", MessageId::MIN_LEN, MessageId::MAX_LEN, l.id_length),
             );
         }
-        if self.id_attempts == 0 {
+        if l.id_attempts == 0 {
             return fail("CRYPT_ID_ATTEMPTS", "must be at least 1".into());
         }
-        if self.max_message_bytes == 0 {
+        if l.max_message_bytes == 0 {
             return fail("CRYPT_MAX_MESSAGE_BYTES", "must be at least 1".into());
         }
-        if self.min_ttl_secs == 0 {
+        if l.min_ttl_secs == 0 {
             return fail("CRYPT_MIN_TTL_SECS", "must be at least 1".into());
         }
-        if self.max_ttl_secs < self.min_ttl_secs {
+        if l.max_ttl_secs < l.min_ttl_secs {
             return fail(
                 "CRYPT_MAX_TTL_SECS",
-                format!("({}) is below CRYPT_MIN_TTL_SECS ({})", self.max_ttl_secs, self.min_ttl_secs),
+                format!("({}) is below CRYPT_MIN_TTL_SECS ({})", l.max_ttl_secs, l.min_ttl_secs),
             );
         }
-        if !(self.min_ttl_secs..=self.max_ttl_secs).contains(&self.default_ttl_secs) {
+        if !(l.min_ttl_secs..=l.max_ttl_secs).contains(&l.default_ttl_secs) {
             return fail(
                 "CRYPT_DEFAULT_TTL_SECS",
                 format!(
                     "({}) must lie between CRYPT_MIN_TTL_SECS ({}) and CRYPT_MAX_TTL_SECS ({})",
-                    self.default_ttl_secs, self.min_ttl_secs, self.max_ttl_secs
+                    l.default_ttl_secs, l.min_ttl_secs, l.max_ttl_secs
                 ),
             );
         }
-        if !self.rate_limit.is_off() && self.rate_limit.window_secs == 0 {
-            return fail(
-                "CRYPT_RATE_LIMIT_WINDOW_SECS",
-                "must be at least 1 while CRYPT_RATE_LIMIT_MAX is above 0".into(),
-            );
+        let rate_limit = match NonZeroU32::new(l.rate_limit_max) {
+            None => None,
+            Some(max) => match NonZeroU64::new(l.rate_limit_window_secs) {
+                Some(window) => Some(RateLimit::new(max, window)),
+                None => {
+                    return fail(
+                        "CRYPT_RATE_LIMIT_WINDOW_SECS",
+                        "must be at least 1 while CRYPT_RATE_LIMIT_MAX is above 0".into(),
+                    )
+                }
+            },
+        };
+        Ok(Self {
+            max_message_bytes: l.max_message_bytes,
+            default_ttl_secs: l.default_ttl_secs,
+            min_ttl_secs: l.min_ttl_secs,
+            max_ttl_secs: l.max_ttl_secs,
+            id_length: l.id_length,
+            id_alphabet: l.id_alphabet,
+            id_attempts: l.id_attempts,
+            rate_limit,
+        })
+    }
+
+    /// The limits this policy was built from, to change one and build again.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            default_ttl_secs: self.default_ttl_secs,
+            min_ttl_secs: self.min_ttl_secs,
+            max_ttl_secs: self.max_ttl_secs,
+            id_length: self.id_length,
+            id_alphabet: self.id_alphabet,
+            id_attempts: self.id_attempts,
+            rate_limit_max: self.rate_limit.map_or(0, |r| r.max()),
+            rate_limit_window_secs: self.rate_limit.map_or(Limits::default().rate_limit_window_secs, |r| r.window_secs()),
         }
-        Ok(())
+    }
+
+    /// Largest message, in bytes of UTF-8.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Time to live when a request names none, in seconds.
+    pub fn default_ttl_secs(&self) -> u64 {
+        self.default_ttl_secs
+    }
+
+    /// Smallest `ttl` a request may ask for, in seconds.
+    pub fn min_ttl_secs(&self) -> u64 {
+        self.min_ttl_secs
+    }
+
+    /// Largest `ttl` a request may ask for, in seconds.
+    pub fn max_ttl_secs(&self) -> u64 {
+        self.max_ttl_secs
+    }
+
+    /// Length of generated ids.
+    pub fn id_length(&self) -> usize {
+        self.id_length
+    }
+
+    /// The symbols of generated ids.
+    pub fn id_alphabet(&self) -> IdAlphabet {
+        self.id_alphabet
+    }
+
+    /// Ids tried before giving up.
+    pub fn id_attempts(&self) -> u32 {
+        self.id_attempts
+    }
+
+    /// The rate limit per client; `None` when limiting is off.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
 }
 
@@ -159,39 +238,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_reference_contract_and_valid() {
+    fn defaults_are_the_reference_contract() {
         let p = Policy::default();
-        assert_eq!(p.validate(), Ok(()));
-        assert_eq!(p.max_message_bytes, 102_400);
-        assert_eq!(p.id_length, 5);
+        assert_eq!(p.max_message_bytes(), 102_400);
+        assert_eq!(p.id_length(), 5);
+        assert_eq!(p.id_alphabet(), IdAlphabet::Lowercase);
+        assert_eq!(p.rate_limit(), RateLimit::of(60, 60));
+        assert_eq!(p.limits(), Limits::default());
     }
 
     #[test]
-    fn from_settings_reads_names_and_applies_defaults() {
-        let p = Policy::from_settings(|name| (name == "CRYPT_ID_LENGTH").then(|| " 9 ".to_string())).unwrap();
-        assert_eq!(p, Policy { id_length: 9, ..Policy::default() });
-        let e = Policy::from_settings(|name| (name == "CRYPT_RATE_LIMIT_MAX").then(|| "lots".to_string())).unwrap_err();
-        assert_eq!(e.setting, "CRYPT_RATE_LIMIT_MAX");
-        let e = Policy::from_settings(|name| (name == "CRYPT_MIN_TTL_SECS").then(|| "-1".to_string())).unwrap_err();
-        assert_eq!(e.setting, "CRYPT_MIN_TTL_SECS");
+    fn zero_max_turns_limiting_off_whatever_the_window() {
+        let p = Policy::new(Limits { rate_limit_max: 0, rate_limit_window_secs: 0, ..Limits::default() }).unwrap();
+        assert_eq!(p.rate_limit(), None);
+        assert_eq!(Policy::new(p.limits()).unwrap(), p);
     }
 
     #[test]
     fn each_bad_limit_names_its_setting() {
-        type Breaker = fn(&mut Policy);
-        let cases: [(Breaker, &str); 7] = [
-            (|p| p.id_length = 4, "CRYPT_ID_LENGTH"),
-            (|p| p.id_length = 65, "CRYPT_ID_LENGTH"),
-            (|p| p.id_attempts = 0, "CRYPT_ID_ATTEMPTS"),
-            (|p| p.max_message_bytes = 0, "CRYPT_MAX_MESSAGE_BYTES"),
-            (|p| p.max_ttl_secs = 30, "CRYPT_MAX_TTL_SECS"),
-            (|p| p.default_ttl_secs = 10, "CRYPT_DEFAULT_TTL_SECS"),
-            (|p| p.rate_limit.window_secs = 0, "CRYPT_RATE_LIMIT_WINDOW_SECS"),
+        type Breaker = fn(&mut Limits);
+        let cases: [(Breaker, &str); 8] = [
+            (|l| l.id_length = 4, "CRYPT_ID_LENGTH"),
+            (|l| l.id_length = 65, "CRYPT_ID_LENGTH"),
+            (|l| l.id_attempts = 0, "CRYPT_ID_ATTEMPTS"),
+            (|l| l.max_message_bytes = 0, "CRYPT_MAX_MESSAGE_BYTES"),
+            (|l| l.min_ttl_secs = 0, "CRYPT_MIN_TTL_SECS"),
+            (|l| l.max_ttl_secs = 30, "CRYPT_MAX_TTL_SECS"),
+            (|l| l.default_ttl_secs = 10, "CRYPT_DEFAULT_TTL_SECS"),
+            (|l| l.rate_limit_window_secs = 0, "CRYPT_RATE_LIMIT_WINDOW_SECS"),
         ];
         for (break_it, setting) in cases {
-            let mut p = Policy::default();
-            break_it(&mut p);
-            assert_eq!(p.validate().unwrap_err().setting, setting);
+            let mut l = Limits::default();
+            break_it(&mut l);
+            assert_eq!(Policy::new(l).unwrap_err().setting, setting);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The ports: what the rules need from the outside world, and what every adapter MUST guarantee.
 
-use crate::{MessageId, RateLimit, StoredMessage, Ttl, UnixMillis};
+use crate::{IdAlphabet, MessageId, RateLimit, StoredMessage, Ttl, UnixMillis};
 use async_trait::async_trait;
 
 /// `Send + Sync` on native targets, where hyper runs handlers on a multi-threaded runtime;
@@ -78,10 +78,12 @@ pub trait MessageStore: MaybeSendSync {
 pub enum RateDecision {
     /// The request is within the limit and has been counted.
     Allowed,
-    /// The request is over the limit; the client may retry after this many whole seconds (≥ 1).
+    /// The request is over the limit.
     Limited {
-        /// Whole seconds until a request would be allowed again.
-        retry_after_secs: u64,
+        /// Milliseconds until a request would be allowed again, when the limiter knows; `None`
+        /// when it cannot say (a limiter run by the platform). The [`crate::Vault`] turns it into
+        /// the whole seconds a client is told to wait.
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -92,9 +94,9 @@ pub trait RateLimiter: MaybeSendSync {
     /// Counts one request by `client` at `now` against `limit` (a sliding window), and says
     /// whether it is allowed.
     ///
-    /// An implementation MUST allow at most `limit.max` requests from one client in any window
-    /// of `limit.window_secs` seconds, counting only allowed requests, and MUST allow every
-    /// request when `limit.max` is 0. Within one limiter the count is exact under concurrency.
+    /// An implementation MUST allow at most `limit.max()` requests from one client in any
+    /// window of `limit.window_secs()` seconds, counting only allowed requests. Within one
+    /// limiter the count is exact under concurrency. It is only called while limiting is on.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the limiter's backend cannot be reached.
@@ -109,7 +111,7 @@ pub trait Clock: MaybeSendSync {
 
 /// Where new ids come from.
 pub trait IdSource: MaybeSendSync {
-    /// A fresh candidate id of `len` characters from `[A-Za-z0-9]`, drawn from a
-    /// cryptographically secure random source (see [`crate::alphanumeric_id`]).
-    fn next_id(&self, len: usize) -> String;
+    /// A fresh candidate id of `len` symbols of `alphabet`, drawn from a cryptographically
+    /// secure random source (see [`IdAlphabet::random_id`]).
+    fn next_id(&self, len: usize, alphabet: IdAlphabet) -> String;
 }

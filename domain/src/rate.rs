@@ -17,17 +17,13 @@ pub struct WindowLog {
 impl WindowLog {
     /// Counts a request at `now` against `limit`.
     pub fn hit(&mut self, now: UnixMillis, limit: RateLimit) -> RateDecision {
-        if limit.is_off() {
-            return RateDecision::Allowed;
-        }
         let window = limit.window_ms();
         while self.hits.front().is_some_and(|&t| t.saturating_add(window) <= now) {
             self.hits.pop_front();
         }
-        if self.hits.len() >= limit.max as usize {
+        if self.hits.len() >= limit.max() as usize {
             let oldest = self.hits.front().copied().unwrap_or(now);
-            let wait_ms = oldest.saturating_add(window).saturating_sub(now);
-            return RateDecision::Limited { retry_after_secs: wait_ms.div_ceil(1000).max(1) };
+            return RateDecision::Limited { retry_after_ms: Some(oldest.saturating_add(window).saturating_sub(now)) };
         }
         self.hits.push_back(now);
         RateDecision::Allowed
@@ -43,16 +39,23 @@ impl WindowLog {
 mod tests {
     use super::*;
 
-    const LIMIT: RateLimit = RateLimit { max: 3, window_secs: 10 };
+    const LIMIT: RateLimit = match RateLimit::of(3, 10) {
+        Some(l) => l,
+        None => unreachable!(),
+    };
+
+    fn limited(ms: u64) -> RateDecision {
+        RateDecision::Limited { retry_after_ms: Some(ms) }
+    }
 
     #[test]
-    fn allows_the_budget_then_limits_with_retry_after() {
+    fn allows_the_budget_then_limits_until_the_oldest_hit_leaves() {
         let mut log = WindowLog::default();
         for t in [0, 1000, 2000] {
             assert_eq!(log.hit(t, LIMIT), RateDecision::Allowed);
         }
-        // The oldest hit (t=0) leaves the window at t=10_000: 7.5 s away, so 8 whole seconds.
-        assert_eq!(log.hit(2500, LIMIT), RateDecision::Limited { retry_after_secs: 8 });
+        // The oldest hit (t=0) leaves the window at t=10_000: 7.5 s away.
+        assert_eq!(log.hit(2500, LIMIT), limited(7500));
     }
 
     #[test]
@@ -62,7 +65,7 @@ mod tests {
             log.hit(t, LIMIT);
         }
         assert_eq!(log.hit(10_000, LIMIT), RateDecision::Allowed); // t=0 slid out
-        assert!(matches!(log.hit(10_001, LIMIT), RateDecision::Limited { .. }));
+        assert_eq!(log.hit(10_001, LIMIT), limited(4999));
     }
 
     #[test]
@@ -75,22 +78,6 @@ mod tests {
             assert!(matches!(log.hit(t, LIMIT), RateDecision::Limited { .. }));
         }
         assert_eq!(log.hit(10_000, LIMIT), RateDecision::Allowed);
-    }
-
-    #[test]
-    fn retry_after_is_at_least_one_second() {
-        let mut log = WindowLog::default();
-        let limit = RateLimit { max: 1, window_secs: 1 };
-        log.hit(0, limit);
-        assert_eq!(log.hit(999, limit), RateDecision::Limited { retry_after_secs: 1 });
-    }
-
-    #[test]
-    fn zero_max_turns_limiting_off() {
-        let mut log = WindowLog::default();
-        let off = RateLimit { max: 0, window_secs: 60 };
-        assert!((0..1000).all(|t| log.hit(t, off) == RateDecision::Allowed));
-        assert!(log.is_idle(0, off));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! [`limiter_contract!`](crate::limiter_contract), so the adapters cannot drift apart.
 
 use crate::{
-    Clock, IdSource, Inserted, Message, MessageId, MessageStore, Policy, RateDecision, RateLimit, RateLimiter,
-    StoreError, StoredMessage, Ttl, UnixMillis, WindowLog,
+    Clock, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy, RateDecision, RateLimit,
+    RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis, WindowLog,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ impl FixedIds {
 }
 
 impl IdSource for FixedIds {
-    fn next_id(&self, _len: usize) -> String {
+    fn next_id(&self, _len: usize, _alphabet: IdAlphabet) -> String {
         let i = self.next.fetch_add(1, Ordering::SeqCst).min(self.ids.len() - 1);
         self.ids[i].clone()
     }
@@ -153,7 +153,7 @@ pub mod store {
     use super::*;
 
     /// A stored message comes back once, byte for byte, then never again.
-    pub async fn insert_then_take_once(s: &dyn MessageStore, now: UnixMillis) {
+    async fn insert_then_take_once(s: &dyn MessageStore, now: UnixMillis) {
         let m = stored("line one\nline two\0 \"quoted\" 🔥 日本語", later(now));
         assert_eq!(s.insert_new(&id("Take1"), &m, ttl()).await.unwrap(), Inserted::Stored);
         assert_eq!(s.take(&id("Take1")).await.unwrap(), Some(m));
@@ -161,12 +161,12 @@ pub mod store {
     }
 
     /// Taking an id that never held anything is `None`, not an error.
-    pub async fn take_of_unknown_id_is_none(s: &dyn MessageStore, _now: UnixMillis) {
+    async fn take_of_unknown_id_is_none(s: &dyn MessageStore, _now: UnixMillis) {
         assert_eq!(s.take(&id("Never")).await.unwrap(), None);
     }
 
     /// A second insert under a held id is refused and the first message is untouched.
-    pub async fn insert_on_a_held_id_is_taken_and_keeps_the_first(s: &dyn MessageStore, now: UnixMillis) {
+    async fn insert_on_a_held_id_is_taken_and_keeps_the_first(s: &dyn MessageStore, now: UnixMillis) {
         let first = stored("first", later(now));
         assert_eq!(s.insert_new(&id("Dupe1"), &first, ttl()).await.unwrap(), Inserted::Stored);
         assert_eq!(s.insert_new(&id("Dupe1"), &stored("second", later(now)), ttl()).await.unwrap(), Inserted::Taken);
@@ -174,14 +174,14 @@ pub mod store {
     }
 
     /// The largest message the default policy allows survives intact, in multibyte text too.
-    pub async fn largest_message_round_trips(s: &dyn MessageStore, now: UnixMillis) {
+    async fn largest_message_round_trips(s: &dyn MessageStore, now: UnixMillis) {
         let big = stored(&"é".repeat(51_200), later(now));
         assert_eq!(s.insert_new(&id("Large1"), &big, ttl()).await.unwrap(), Inserted::Stored);
         assert_eq!(s.take(&id("Large1")).await.unwrap(), Some(big));
     }
 
     /// Ids differ by case: `abcde` and `ABCDE` are two messages.
-    pub async fn ids_are_case_sensitive(s: &dyn MessageStore, now: UnixMillis) {
+    async fn ids_are_case_sensitive(s: &dyn MessageStore, now: UnixMillis) {
         s.insert_new(&id("caseA"), &stored("lower", later(now)), ttl()).await.unwrap();
         assert_eq!(s.insert_new(&id("CASEA"), &stored("upper", later(now)), ttl()).await.unwrap(), Inserted::Stored);
         assert_eq!(s.take(&id("CASEA")).await.unwrap().unwrap().message.as_str(), "upper");
@@ -189,7 +189,7 @@ pub mod store {
     }
 
     /// Many concurrent takes of one id: exactly one gets the message.
-    pub async fn concurrent_takes_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
+    async fn concurrent_takes_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
         for round in 0..20 {
             let key = id(&format!("Race{round:02}"));
             s.insert_new(&key, &stored("only once", later(now)), ttl()).await.unwrap();
@@ -202,7 +202,7 @@ pub mod store {
     }
 
     /// Many concurrent inserts under one id: exactly one is stored, and it is the one taken.
-    pub async fn concurrent_inserts_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
+    async fn concurrent_inserts_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
         let key = id("Ins01");
         let messages: Vec<_> = (0..16).map(|i| stored(&format!("writer {i}"), later(now))).collect();
         let got = futures::future::join_all(messages.iter().map(|m| s.insert_new(&key, m, ttl()))).await;
@@ -213,14 +213,14 @@ pub mod store {
     }
 
     /// The expiry instant is kept exactly, so the domain can decide expiry itself.
-    pub async fn expiry_instant_is_kept(s: &dyn MessageStore, now: UnixMillis) {
+    async fn expiry_instant_is_kept(s: &dyn MessageStore, now: UnixMillis) {
         let m = stored("timed", later(now) + 123);
         s.insert_new(&id("Exp01"), &m, ttl()).await.unwrap();
         assert_eq!(s.take(&id("Exp01")).await.unwrap().unwrap().expires_at, later(now) + 123);
     }
 
     /// A healthy store answers a ping.
-    pub async fn ping_succeeds(s: &dyn MessageStore, _now: UnixMillis) {
+    async fn ping_succeeds(s: &dyn MessageStore, _now: UnixMillis) {
         s.ping().await.unwrap();
     }
 
@@ -229,24 +229,22 @@ pub mod store {
     pub const NEED_ATOMICITY: [&str; 2] =
         ["concurrent_takes_yield_exactly_one", "concurrent_inserts_yield_exactly_one"];
 
-    /// Runs one check by name, for runners that cannot expand [`store_contract!`] (a Worker
-    /// route). `false` when no check has that name.
+    /// Every check, by name, so runners that cannot expand [`store_contract!`](crate::store_contract)
+    /// (a Worker route) can run them one at a time.
+    pub static CHECKS: &[(&str, Check)] = crate::store_contract!(@list @table);
+
+    /// One check: it panics when the store breaks the contract.
+    pub type Check = for<'a> fn(&'a dyn MessageStore, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+    /// Runs the check called `name`; `false` when there is none.
     pub async fn run_named(name: &str, s: &dyn MessageStore, now: UnixMillis) -> bool {
-        match name {
-            "insert_then_take_once" => insert_then_take_once(s, now).await,
-            "take_of_unknown_id_is_none" => take_of_unknown_id_is_none(s, now).await,
-            "insert_on_a_held_id_is_taken_and_keeps_the_first" => {
-                insert_on_a_held_id_is_taken_and_keeps_the_first(s, now).await
+        match CHECKS.iter().find(|(n, _)| *n == name) {
+            Some((_, check)) => {
+                check(s, now).await;
+                true
             }
-            "largest_message_round_trips" => largest_message_round_trips(s, now).await,
-            "ids_are_case_sensitive" => ids_are_case_sensitive(s, now).await,
-            "concurrent_takes_yield_exactly_one" => concurrent_takes_yield_exactly_one(s, now).await,
-            "concurrent_inserts_yield_exactly_one" => concurrent_inserts_yield_exactly_one(s, now).await,
-            "expiry_instant_is_kept" => expiry_instant_is_kept(s, now).await,
-            "ping_succeeds" => ping_succeeds(s, now).await,
-            _ => return false,
+            None => false,
         }
-        true
     }
 }
 
@@ -255,21 +253,25 @@ pub mod store {
 pub mod limiter {
     use super::*;
 
-    const LIMIT: RateLimit = RateLimit { max: 5, window_secs: 10 };
+    const LIMIT: RateLimit = match RateLimit::of(5, 10) {
+        Some(l) => l,
+        None => unreachable!(),
+    };
 
     /// The budget is allowed, the next request is limited with a Retry-After inside the window.
-    pub async fn allows_the_budget_then_limits(l: &dyn RateLimiter, now: UnixMillis) {
+    async fn allows_the_budget_then_limits(l: &dyn RateLimiter, now: UnixMillis) {
         for i in 0..5 {
             assert_eq!(l.hit("budget-client", now + i, LIMIT).await.unwrap(), RateDecision::Allowed, "hit {i}");
         }
         match l.hit("budget-client", now + 5, LIMIT).await.unwrap() {
-            RateDecision::Limited { retry_after_secs } => assert!((1..=10).contains(&retry_after_secs)),
+            // The first hit (at `now`) leaves the window at now + 10 s, 9,995 ms after this one.
+            RateDecision::Limited { retry_after_ms } => assert_eq!(retry_after_ms, Some(9_995)),
             other => panic!("expected Limited, got {other:?}"),
         }
     }
 
     /// One client's use does not spend another's budget.
-    pub async fn clients_are_independent(l: &dyn RateLimiter, now: UnixMillis) {
+    async fn clients_are_independent(l: &dyn RateLimiter, now: UnixMillis) {
         for i in 0..5 {
             l.hit("noisy-client", now + i, LIMIT).await.unwrap();
         }
@@ -278,7 +280,7 @@ pub mod limiter {
     }
 
     /// Requests leave the window one by one as it slides.
-    pub async fn the_window_slides(l: &dyn RateLimiter, now: UnixMillis) {
+    async fn the_window_slides(l: &dyn RateLimiter, now: UnixMillis) {
         for i in 0..5 {
             l.hit("slide-client", now + i * 1000, LIMIT).await.unwrap();
         }
@@ -289,7 +291,7 @@ pub mod limiter {
     }
 
     /// Limited requests do not extend the wait.
-    pub async fn limited_requests_are_not_counted(l: &dyn RateLimiter, now: UnixMillis) {
+    async fn limited_requests_are_not_counted(l: &dyn RateLimiter, now: UnixMillis) {
         for i in 0..5 {
             l.hit("retry-client", now + i, LIMIT).await.unwrap();
         }
@@ -300,59 +302,85 @@ pub mod limiter {
     }
 
     /// Concurrent hits never let more than the budget through.
-    pub async fn concurrent_hits_respect_the_budget(l: &dyn RateLimiter, now: UnixMillis) {
+    async fn concurrent_hits_respect_the_budget(l: &dyn RateLimiter, now: UnixMillis) {
         let hits = (0..40).map(|_| l.hit("burst-client", now, LIMIT));
         let got = futures::future::join_all(hits).await;
         let allowed = got.iter().filter(|r| matches!(r, Ok(RateDecision::Allowed))).count();
         assert_eq!(allowed, 5);
     }
 
-    /// A limit of 0 is off.
-    pub async fn zero_max_is_off(l: &dyn RateLimiter, now: UnixMillis) {
-        let off = RateLimit { max: 0, window_secs: 10 };
-        for i in 0..50 {
-            assert_eq!(l.hit("off-client", now + i, off).await.unwrap(), RateDecision::Allowed);
-        }
-    }
+    /// Every check, by name.
+    pub static CHECKS: &[(&str, Check)] = crate::limiter_contract!(@list @table);
+
+    /// One check: it panics when the limiter breaks the contract.
+    pub type Check = for<'a> fn(&'a dyn RateLimiter, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 }
 
 /// Expands to one `#[tokio::test]` per [`store`] check, each on a fresh store from `$make`
 /// (an async expression evaluated once per test, giving anything that derefs to the store, so
 /// a fixture can keep a server alive beside it). The calling crate needs tokio as a
 /// dev-dependency.
+///
+/// `store_contract!(@tests |name| { ... })` instead expands to one test per check that runs the
+/// block with `name` bound to the check's name (for runners that reach the store another way).
+/// The list of checks is written once, in the `@list` arm; every check function that is not
+/// in it is dead code, which the lints refuse.
 #[macro_export]
 macro_rules! store_contract {
-    ($make:expr, $now:expr) => {
-        $crate::store_contract!(@each $make, $now;
+    (@list $($then:tt)*) => {
+        $crate::store_contract! {$($then)*;
             insert_then_take_once, take_of_unknown_id_is_none, insert_on_a_held_id_is_taken_and_keeps_the_first,
             largest_message_round_trips, ids_are_case_sensitive, concurrent_takes_yield_exactly_one,
-            concurrent_inserts_yield_exactly_one, expiry_instant_is_kept, ping_succeeds);
+            concurrent_inserts_yield_exactly_one, expiry_instant_is_kept, ping_succeeds}
     };
-    (@each $make:expr, $now:expr; $($check:ident),*) => {
+    (@table; $($check:ident),*) => {
+        &[$((stringify!($check), |s, now| Box::pin($check(s, now)))),*]
+    };
+    (@tests |$name:ident| $body:block) => {
+        $crate::store_contract! {@list @each [|$name| $body]}
+    };
+    (@each [|$name:ident| $body:block]; $($check:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let fixture = $make.await;
-                $crate::testkit::store::$check(&*fixture, $now).await;
+                let $name: &str = stringify!($check);
+                $body
             }
         )*
+    };
+    ($make:expr, $now:expr) => {
+        $crate::store_contract! {@tests |check| {
+            let fixture = $make.await;
+            assert!($crate::testkit::store::run_named(check, &*fixture, $now).await);
+        }}
     };
 }
 
 /// Expands to one `#[tokio::test]` per [`limiter`] check, each on a fresh limiter from `$make`.
+/// The list of checks is written once, in the `@list` arm.
 #[macro_export]
 macro_rules! limiter_contract {
-    ($make:expr, $now:expr) => {
-        $crate::limiter_contract!(@each $make, $now;
+    (@list $($then:tt)*) => {
+        $crate::limiter_contract! {$($then)*;
             allows_the_budget_then_limits, clients_are_independent, the_window_slides,
-            limited_requests_are_not_counted, concurrent_hits_respect_the_budget, zero_max_is_off);
+            limited_requests_are_not_counted, concurrent_hits_respect_the_budget}
     };
-    (@each $make:expr, $now:expr; $($check:ident),*) => {
+    (@table; $($check:ident),*) => {
+        &[$((stringify!($check), |l, now| Box::pin($check(l, now)))),*]
+    };
+    ($make:expr, $now:expr) => {
+        $crate::limiter_contract! {@list @each_with [$make, $now]}
+    };
+    (@each_with [$make:expr, $now:expr]; $($check:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let fixture = $make.await;
-                $crate::testkit::limiter::$check(&*fixture, $now).await;
+                let (_, check) = $crate::testkit::limiter::CHECKS
+                    .iter()
+                    .find(|(n, _)| *n == stringify!($check))
+                    .expect("the check is in the table");
+                check(&*fixture, $now).await;
             }
         )*
     };
@@ -366,16 +394,10 @@ mod tests {
     #[test]
     fn the_reference_store_meets_the_contract() {
         block_on(async {
-            let now = 1_700_000_000_000;
-            store::insert_then_take_once(&MapStore::default(), now).await;
-            store::take_of_unknown_id_is_none(&MapStore::default(), now).await;
-            store::insert_on_a_held_id_is_taken_and_keeps_the_first(&MapStore::default(), now).await;
-            store::largest_message_round_trips(&MapStore::default(), now).await;
-            store::ids_are_case_sensitive(&MapStore::default(), now).await;
-            store::concurrent_takes_yield_exactly_one(&MapStore::default(), now).await;
-            store::concurrent_inserts_yield_exactly_one(&MapStore::default(), now).await;
-            store::expiry_instant_is_kept(&MapStore::default(), now).await;
-            store::ping_succeeds(&MapStore::default(), now).await;
+            for (name, check) in store::CHECKS {
+                println!("store check {name}");
+                check(&MapStore::default(), 1_700_000_000_000).await;
+            }
         });
     }
 
@@ -388,13 +410,10 @@ mod tests {
     #[test]
     fn the_reference_limiter_meets_the_contract() {
         block_on(async {
-            let now = 1_700_000_000_000;
-            limiter::allows_the_budget_then_limits(&LogLimiter::default(), now).await;
-            limiter::clients_are_independent(&LogLimiter::default(), now).await;
-            limiter::the_window_slides(&LogLimiter::default(), now).await;
-            limiter::limited_requests_are_not_counted(&LogLimiter::default(), now).await;
-            limiter::concurrent_hits_respect_the_budget(&LogLimiter::default(), now).await;
-            limiter::zero_max_is_off(&LogLimiter::default(), now).await;
+            for (name, check) in limiter::CHECKS {
+                println!("limiter check {name}");
+                check(&LogLimiter::default(), 1_700_000_000_000).await;
+            }
         });
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::{
     is_reserved, Clock, IdSource, Inserted, Message, MessageError, MessageId, MessageStore, Policy, RateDecision,
-    RateLimiter, StoreError, StoredMessage, Ttl, TtlError, UnixMillis,
+    RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, TtlError, UnixMillis,
 };
 use std::sync::Arc;
 
@@ -114,17 +114,23 @@ impl Vault {
         self.clock.now()
     }
 
-    /// Counts one API request by `client` against the rate limit.
+    /// Counts one API request by `client` against the rate limit. This is the one place that
+    /// knows whether limiting is on, and the one place a wait becomes whole seconds.
+    ///
+    /// `client` is called only when the request is counted, so a deployment without rate
+    /// limiting never formats an address.
     ///
     /// # Errors
     /// [`AdmitError::RateLimited`] over the limit; [`AdmitError::Store`] when the limiter fails.
-    pub async fn admit(&self, client: &str) -> Result<(), AdmitError> {
-        if self.policy.rate_limit.is_off() {
+    pub async fn admit<K: AsRef<str>>(&self, client: impl FnOnce() -> K) -> Result<(), AdmitError> {
+        let Some(limit) = self.policy.rate_limit() else {
             return Ok(());
-        }
-        match self.limiter.hit(client, self.clock.now(), self.policy.rate_limit).await {
+        };
+        match self.limiter.hit(client().as_ref(), self.clock.now(), limit).await {
             Ok(RateDecision::Allowed) => Ok(()),
-            Ok(RateDecision::Limited { retry_after_secs }) => Err(AdmitError::RateLimited { retry_after_secs }),
+            Ok(RateDecision::Limited { retry_after_ms }) => {
+                Err(AdmitError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms, limit) })
+            }
             Err(e) => Err(AdmitError::Store(e)),
         }
     }
@@ -144,8 +150,8 @@ impl Vault {
         };
         let expires_at = self.clock.now().saturating_add(ttl.secs().saturating_mul(1000));
         let stored = StoredMessage { message, expires_at };
-        for _ in 0..self.policy.id_attempts {
-            let candidate = self.ids.next_id(self.policy.id_length);
+        for _ in 0..self.policy.id_attempts() {
+            let candidate = self.ids.next_id(self.policy.id_length(), self.policy.id_alphabet());
             if is_reserved(&candidate) {
                 continue;
             }
@@ -155,7 +161,7 @@ impl Vault {
                 Inserted::Taken => continue,
             }
         }
-        Err(CreateError::NoUniqueId { attempts: self.policy.id_attempts })
+        Err(CreateError::NoUniqueId { attempts: self.policy.id_attempts() })
     }
 
     /// Reads the message under `raw_id` and destroys it.
@@ -181,10 +187,20 @@ impl Vault {
     }
 }
 
+/// The whole seconds a limited client is told to wait: the limiter's wait rounded up (never 0,
+/// or the client would retry at once), or one whole window when the limiter cannot say.
+fn retry_after_secs(wait_ms: Option<u64>, limit: RateLimit) -> u64 {
+    match wait_ms {
+        Some(ms) => ms.div_ceil(1000).max(1),
+        None => limit.window_secs(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{FixedIds, ManualClock, MapStore, NoLimit};
+    use crate::testkit::{FixedIds, LogLimiter, ManualClock, MapStore, NoLimit};
+    use crate::Limits;
     use futures::executor::block_on;
 
     fn vault_with(ids: &[&str], policy: Policy) -> (Vault, Arc<ManualClock>, Arc<MapStore>) {
@@ -210,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_taken_id_is_retried_and_reserved_names_are_skipped() {
-        let policy = Policy { id_length: 7, ..Policy::default() };
+        let policy = Policy::new(Limits { id_length: 7, ..Limits::default() }).unwrap();
         let (vault, _, _) = vault_with(&["bbbbbbb", "healthz", "bbbbbbb", "ccccccc"], policy);
         assert_eq!(block_on(vault.create(draft("one", None))).unwrap().id.as_str(), "bbbbbbb");
         assert_eq!(block_on(vault.create(draft("two", None))).unwrap().id.as_str(), "ccccccc");
@@ -218,7 +234,7 @@ mod tests {
 
     #[test]
     fn gives_up_after_the_configured_attempts() {
-        let policy = Policy { id_attempts: 3, ..Policy::default() };
+        let policy = Policy::new(Limits { id_attempts: 3, ..Limits::default() }).unwrap();
         let (vault, _, _) = vault_with(&["ddddd"], policy);
         block_on(vault.create(draft("first", None))).unwrap();
         assert_eq!(block_on(vault.create(draft("second", None))), Err(CreateError::NoUniqueId { attempts: 3 }));
@@ -226,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_reserved_name_is_never_returned_even_if_it_is_all_the_source_gives() {
-        let policy = Policy { id_length: 7, ..Policy::default() };
+        let policy = Policy::new(Limits { id_length: 7, ..Limits::default() }).unwrap();
         let (vault, _, store) = vault_with(&["metrics"], policy);
         assert_eq!(block_on(vault.create(draft("x", None))), Err(CreateError::NoUniqueId { attempts: 5 }));
         assert_eq!(store.len(), 0);
@@ -279,5 +295,41 @@ mod tests {
         assert!(block_on(vault.ready()).is_err());
         store.fail(false);
         assert!(block_on(vault.ready()).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        let limit = RateLimit::of(3, 60).unwrap();
+        assert_eq!(retry_after_secs(Some(0), limit), 1);
+        assert_eq!(retry_after_secs(Some(1), limit), 1);
+        assert_eq!(retry_after_secs(Some(1000), limit), 1);
+        assert_eq!(retry_after_secs(Some(1001), limit), 2);
+        assert_eq!(retry_after_secs(None, limit), 60, "a limiter that cannot say: one window");
+    }
+
+    #[test]
+    fn admit_counts_only_while_limiting_is_on_and_names_the_wait() {
+        let clock = Arc::new(ManualClock::new(0));
+        let make = |limits: Limits| {
+            Vault::new(
+                Arc::new(MapStore::default()),
+                Arc::new(LogLimiter::default()),
+                clock.clone(),
+                Arc::new(FixedIds::new(&["aaaaa"])),
+                Policy::new(limits).unwrap(),
+            )
+        };
+        let off = make(Limits { rate_limit_max: 0, ..Limits::default() });
+        let mut asked = false;
+        for _ in 0..100 {
+            assert_eq!(block_on(off.admit(|| { asked = true; "c" })), Ok(()));
+        }
+        assert!(!asked, "no client key is built while limiting is off");
+        let on = make(Limits { rate_limit_max: 2, rate_limit_window_secs: 10, ..Limits::default() });
+        assert_eq!(block_on(on.admit(|| "c")), Ok(()));
+        clock.advance(1500);
+        assert_eq!(block_on(on.admit(|| "c")), Ok(()));
+        assert_eq!(block_on(on.admit(|| "c")), Err(AdmitError::RateLimited { retry_after_secs: 9 }));
+        assert_eq!(block_on(on.admit(|| "other")), Ok(()));
     }
 }

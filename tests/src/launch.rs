@@ -72,7 +72,7 @@ async fn with_redis(profile: Profile, url: String, redis: Box<dyn Any + Send + S
 
 async fn start_server(mut env: HashMap<String, String>) -> crypt_server::Running {
     env.insert("CRYPT_LISTEN".into(), "127.0.0.1:0".into());
-    let settings = crypt_server::Settings::from_sources(None, env).expect("the profile's settings are valid");
+    let settings = crypt_server::Config::from_sources(None, env).expect("the profile's settings are valid");
     crypt_server::spawn(settings).await.expect("the server starts")
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crypt_domain::testkit::{FixedIds, LogLimiter, ManualClock, MapStore};
-use crypt_domain::{Policy, RateLimit};
+use crypt_domain::{Limits, Policy, StoreError};
+use http::header;
 use futures::executor::block_on;
 use serde_json::Value;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ fn api(policy: Policy) -> (Api, Arc<MapStore>) {
         store.clone(),
         Arc::new(LogLimiter::default()),
         Arc::new(ManualClock::new(1_795_384_465_000)),
-        Arc::new(FixedIds::new(&["AbCd1", "XyZ98"])),
+        Arc::new(FixedIds::new(&["abcd1", "xyz98"])),
         policy,
     );
     (Api::new(vault, Cors::Any), store)
@@ -31,44 +32,66 @@ fn create_answers_id_and_expiry() {
     let (api, _) = api(Policy::default());
     let resp = call(&api, "POST", "/", r#"{"message":"hi","ttl":60}"#);
     assert_eq!(resp.status(), 200);
-    assert_eq!(body(&resp), serde_json::json!({"id": "AbCd1", "expires_at": "2026-11-22T21:55:25Z"}));
+    assert_eq!(body(&resp), serde_json::json!({"id": "abcd1", "expires_at": "2026-11-22T21:55:25Z"}));
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
     assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
 }
 
+const INVALID_JSON: &str = "Invalid JSON body";
+const MESSAGE_REQUIRED: &str = "Field 'message' is required and cannot be empty";
+const BAD_TTL: &str = "Field 'ttl' must be a whole number of seconds from 60 to 86400";
+
 #[test]
-fn every_bad_body_is_a_400_with_a_reason() {
+fn every_bad_body_is_a_400_with_the_reference_string() {
     let (api, store) = api(Policy::default());
     let cases = [
-        ("", "Invalid JSON: the body is empty or cut short"),
-        ("{\"message\": \"abc", "Invalid JSON: the body is empty or cut short"),
-        ("{message: 1}", "Invalid JSON"),
-        ("[1,2]", "Request body must be a JSON object"),
-        ("\"text\"", "Request body must be a JSON object"),
-        ("null", "Request body must be a JSON object"),
-        ("{}", "Field 'message' is required"),
-        (r#"{"message":null}"#, "Field 'message' must be a string"),
-        (r#"{"message":5}"#, "Field 'message' must be a string"),
-        (r#"{"message":["a"]}"#, "Field 'message' must be a string"),
-        (r#"{"message":""}"#, "Message cannot be empty"),
-        (r#"{"message":" \n\t "}"#, "Message cannot be empty"),
-        (r#"{"message":"x","ttl":0}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":-5}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":90.5}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":"90"}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":true}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":null}"#, "Field 'ttl' must be a positive whole number of seconds"),
-        (r#"{"message":"x","ttl":86401}"#, "Field 'ttl' must be between 60 and 86400 seconds"),
-        (r#"{"message":"x"} trailing"#, "Invalid JSON"),
-        (" \n [\"message\", \"x\"]", "Request body must be a JSON object"),
-        ("not json", "Invalid JSON"),
+        ("", INVALID_JSON),
+        ("   \n\t ", INVALID_JSON),
+        ("{\"message\": \"abc", INVALID_JSON),
+        ("{message: 1}", INVALID_JSON),
+        ("not json", INVALID_JSON),
+        (r#"{"message":"x"} trailing"#, INVALID_JSON),
+        ("[1,2]", MESSAGE_REQUIRED),
+        ("[]", MESSAGE_REQUIRED),
+        ("\"text\"", MESSAGE_REQUIRED),
+        ("null", MESSAGE_REQUIRED),
+        (" \n [\"message\", \"x\"]", MESSAGE_REQUIRED),
+        ("{}", MESSAGE_REQUIRED),
+        (r#"{"message":null}"#, MESSAGE_REQUIRED),
+        (r#"{"message":0}"#, MESSAGE_REQUIRED),
+        (r#"{"message":5}"#, MESSAGE_REQUIRED),
+        (r#"{"message":["a"]}"#, MESSAGE_REQUIRED),
+        (r#"{"message":""}"#, MESSAGE_REQUIRED),
+        (r#"{"message":" \n\t "}"#, MESSAGE_REQUIRED),
+        (r#"{"message":"x","ttl":0}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":-5}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":90.5}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":"90"}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":true}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":null}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":86401}"#, BAD_TTL),
+        (r#"{"message":"x","ttl":59}"#, BAD_TTL),
     ];
     for (input, why) in cases {
         let resp = call(&api, "POST", "/", input);
         assert_eq!(resp.status(), 400, "{input}");
-        assert_eq!(body(&resp), serde_json::json!({ "error": why }), "{input}");
+        let b = body(&resp);
+        assert_eq!(b["error"], why, "{input}");
+        assert!(b.as_object().unwrap().keys().all(|k| k == "error" || k == "detail"), "{b}");
     }
     assert!(store.is_empty());
+}
+
+#[test]
+fn details_say_what_was_wrong_without_quoting_the_body() {
+    let (api, _) = api(Policy::default());
+    let detail = |input: &str| body(&call(&api, "POST", "/", input))["detail"].as_str().unwrap_or("").to_owned();
+    assert_eq!(detail(""), "the body is empty");
+    assert_eq!(detail("{}"), "the field 'message' is missing");
+    assert_eq!(detail(r#"{"message":0}"#), "the field 'message' must be a string, not a number");
+    assert_eq!(detail("[]"), "the body must be a JSON object like {\"message\": \"...\"}, not an array");
+    assert_eq!(detail(r#"{"message":"  "}"#), "the field 'message' is empty or only whitespace");
+    assert!(!detail("{\"message\": \"hunter2").contains("hunter2"));
 }
 
 #[test]
@@ -76,7 +99,7 @@ fn escapes_are_decoded_and_unknown_fields_ignored() {
     let (api, _) = api(Policy::default());
     let r = call(&api, "POST", "/", r#"{"extra":[1,{"a":null}],"message":"tab\there \u00e9 \ud83d\udd25","ttl":120}"#);
     assert_eq!(r.status(), 200);
-    let r = call(&api, "GET", "/AbCd1", "");
+    let r = call(&api, "GET", "/abcd1", "");
     assert_eq!(body(&r)["message"], "tab\there é 🔥");
 }
 
@@ -94,16 +117,21 @@ fn oversize_message_is_413_with_the_reference_text() {
     let text = "a".repeat(102_401);
     let resp = call(&api, "POST", "/", &serde_json::json!({ "message": text }).to_string());
     assert_eq!(resp.status(), 413);
-    assert_eq!(body(&resp)["error"], "Message exceeds 100 KB");
+    assert_eq!(body(&resp)["error"], "Message exceeds maximum size of 100KB");
+    assert_eq!(body(&resp)["detail"], "the message is 102401 bytes of UTF-8; the limit is 102400 bytes");
+    let policy = Policy::new(Limits { max_message_bytes: 1000, ..Limits::default() }).unwrap();
+    let (api, _) = self::api(policy);
+    let resp = call(&api, "POST", "/", &serde_json::json!({ "message": "a".repeat(1001) }).to_string());
+    assert_eq!(body(&resp)["error"], "Message exceeds maximum size of 1000 bytes");
 }
 
 #[test]
 fn open_burns_and_second_read_is_404() {
     let (api, _) = api(Policy::default());
     call(&api, "POST", "/", r#"{"message":"burn me"}"#);
-    let first = call(&api, "GET", "/AbCd1", "");
+    let first = call(&api, "GET", "/abcd1", "");
     assert_eq!((first.status(), body(&first)), (StatusCode::OK, serde_json::json!({"message": "burn me"})));
-    let second = call(&api, "GET", "/AbCd1", "");
+    let second = call(&api, "GET", "/abcd1", "");
     assert_eq!(
         (second.status(), body(&second)),
         (StatusCode::NOT_FOUND, serde_json::json!({"error": "Message not found"}))
@@ -116,12 +144,15 @@ fn methods_and_paths() {
     let allow = |r: &Response<Bytes>| r.headers()[header::ALLOW].to_str().unwrap().to_owned();
     let r = call(&api, "GET", "/", "");
     assert_eq!((r.status(), allow(&r).as_str()), (StatusCode::METHOD_NOT_ALLOWED, "POST, OPTIONS"));
-    let r = call(&api, "DELETE", "/AbCd1", "");
+    assert_eq!(body(&r)["error"], "Method not allowed");
+    let r = call(&api, "DELETE", "/abcd1", "");
     assert_eq!((r.status(), allow(&r).as_str()), (StatusCode::METHOD_NOT_ALLOWED, "GET, OPTIONS"));
-    let r = call(&api, "HEAD", "/AbCd1", "");
+    let r = call(&api, "HEAD", "/abcd1", "");
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(call(&api, "GET", "/a/b", "").status(), 404);
-    assert_eq!(call(&api, "POST", "/a/b", "").status(), 404);
+    for (m, p) in [("GET", "/a/b"), ("POST", "/a/b"), ("GET", "/abcd1/"), ("DELETE", "/x/y/z")] {
+        let r = call(&api, m, p, "");
+        assert_eq!((r.status(), body(&r)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")), "{m} {p}");
+    }
     assert_eq!(call(&api, "GET", "/%00", "").status(), 404);
     assert_eq!(call(&api, "GET", "/healthz", "").status(), 200);
     assert_eq!(call(&api, "GET", "/readyz", "").status(), 200);
@@ -136,7 +167,7 @@ fn methods_and_paths() {
 fn a_failing_store_is_a_503_and_keeps_nothing() {
     let (api, store) = api(Policy::default());
     store.fail(true);
-    for (m, p, b) in [("POST", "/", r#"{"message":"x"}"#), ("GET", "/AbCd1", ""), ("GET", "/readyz", "")] {
+    for (m, p, b) in [("POST", "/", r#"{"message":"x"}"#), ("GET", "/abcd1", ""), ("GET", "/readyz", "")] {
         let r = call(&api, m, p, b);
         assert_eq!(
             (r.status(), body(&r)),
@@ -147,17 +178,19 @@ fn a_failing_store_is_a_503_and_keeps_nothing() {
 
 #[test]
 fn a_full_store_is_a_507() {
-    let r = store_failed("create", StoreError::Full);
+    let r = ApiError::from(StoreError::Full).into_response();
     assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
     assert_eq!(serde_json::from_slice::<Value>(r.body()).unwrap()["error"], "Storage full");
 }
 
 #[test]
 fn over_the_rate_limit_is_429_with_retry_after() {
-    let policy = Policy { rate_limit: RateLimit { max: 2, window_secs: 30 }, ..Policy::default() };
+    let policy = Policy::new(Limits { rate_limit_max: 3, rate_limit_window_secs: 30, ..Limits::default() }).unwrap();
     let (api, _) = api(policy);
-    call(&api, "GET", "/zzzzz", "");
+    // Like the reference, every API request counts: bad bodies, 405s and unknown paths too.
     call(&api, "POST", "/", "not json");
+    assert_eq!(call(&api, "PUT", "/", "").status(), 405);
+    assert_eq!(call(&api, "GET", "/a/b", "").status(), 404);
     let r = call(&api, "GET", "/zzzzz", "");
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()[header::RETRY_AFTER], "30");
@@ -178,10 +211,13 @@ fn body_rejections_name_their_reason_and_close() {
 }
 
 #[test]
-fn a_misconfigured_deployment_answers_500_json_with_the_usual_headers() {
-    let r = Api::misconfigured(&Cors::Any, &HeaderMap::new());
-    assert_eq!(r.status(), 500);
-    assert_eq!(serde_json::from_slice::<Value>(r.body()).unwrap()["error"], "Service misconfigured");
-    assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
-    assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+fn unexpected_failures_are_500_internal_server_error_with_the_usual_headers() {
+    let (api, _) = api(Policy::default());
+    for r in [api.internal_error(&HeaderMap::new()), internal_error(&HeaderMap::new())] {
+        assert_eq!(r.status(), 500);
+        assert_eq!(serde_json::from_slice::<Value>(r.body()).unwrap(), serde_json::json!({"error": "Internal server error"}));
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    }
 }

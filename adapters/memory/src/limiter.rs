@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn sweep_forgets_idle_clients() {
         let l = MemoryLimiter::default();
-        let limit = RateLimit { max: 5, window_secs: 10 };
+        let limit = RateLimit::of(5, 10).unwrap();
         l.hit_now("a", 0, limit);
         l.hit_now("b", 5_000, limit);
         assert_eq!(l.sweep(10_000, limit), 1);

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// Where and how to reach Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach Redis. Its `Debug` hides the password of every URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// One `redis://` (or `rediss://`) URL for a single node, or several comma-separated for
     /// Redis Cluster (any reachable subset of the cluster's nodes).
@@ -23,7 +23,34 @@ pub struct RedisConfig {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl RedisConfig {
+    /// The URL(s) with every password replaced by `***`, for logs and `Debug`:
+    /// `redis://:hunter2@host:6379` becomes `redis://:***@host:6379`.
+    pub fn redacted_url(&self) -> String {
+        let redact = |url: &str| -> String {
+            let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+            // The authority ends at the first '/', '?' or '#'; credentials end at its last '@'.
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let Some(at) = rest[..end].rfind('@') else { return url.to_owned() };
+            match rest[..at].split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
+                // A lone user part is a user name, but some put a token there: hide it too.
+                None => format!("{scheme}://***@{}", &rest[at + 1..]),
+            }
+        };
+        self.url.split(',').map(|u| redact(u.trim())).collect::<Vec<_>>().join(",")
+    }
+
     /// True when the URL names several nodes, or uses `redis+cluster://`: the cluster client.
     pub fn is_cluster(&self) -> bool {
         self.url.contains(',') || self.url.starts_with("redis+cluster://")
@@ -363,22 +390,19 @@ impl MessageStore for RedisStore {
 #[async_trait]
 impl RateLimiter for RedisStore {
     async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
-        if limit.is_off() {
-            return Ok(RateDecision::Allowed);
-        }
         let member = format!("{now}-{:016x}", rand::random::<u64>());
         let key = self.rate_key(client);
         let work = async {
             let mut conn = self.conn().await?;
             let mut invocation = self.limiter.prepare_invoke();
-            invocation.key(key).arg(now).arg(limit.window_ms()).arg(limit.max).arg(member);
+            invocation.key(key).arg(now).arg(limit.window_ms()).arg(limit.max()).arg(member);
             invocation.invoke_async::<u64>(&mut conn).await.map_err(unavailable)
         };
         let wait_ms = self.bounded(work).await?;
         Ok(if wait_ms == 0 {
             RateDecision::Allowed
         } else {
-            RateDecision::Limited { retry_after_secs: wait_ms.div_ceil(1000).max(1) }
+            RateDecision::Limited { retry_after_ms: Some(wait_ms) }
         })
     }
 }
@@ -411,6 +435,20 @@ mod tests {
         assert_eq!(found, vec![(6, 2, "6.2.0".to_owned())]);
         assert!(supports_getdel(6, 2) && supports_getdel(7, 0) && supports_getdel(10, 0));
         assert!(!supports_getdel(6, 0) && !supports_getdel(5, 9) && !supports_getdel(0, 0));
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let c = RedisConfig {
+            url: "redis://:hunter2@a:6379/0, rediss://bob:s3cr%40t@b:1,redis://c:2,redis://tok3n@d:3".into(),
+            prefix: "crypt:".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{c:?} {c:#?}");
+        for secret in ["hunter2", "s3cr", "tok3n"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert_eq!(c.redacted_url(), "redis://:***@a:6379/0,rediss://bob:***@b:1,redis://c:2,redis://***@d:3");
     }
 
     #[test]

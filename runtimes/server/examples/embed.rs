@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut settings = crypt_server::Settings::ephemeral();
-    settings.policy.rate_limit.max = 0;
-    let crypt = crypt_server::spawn(settings).await?;
+    // The same names as the server's environment: a free port on loopback, no rate limit.
+    let config = crypt_server::Config::from_vars([("CRYPT_LISTEN", "127.0.0.1:0"), ("CRYPT_RATE_LIMIT_MAX", "0")])?;
+    let crypt = crypt_server::spawn(config).await?;
     println!("crypt is serving at {}", crypt.url());
 
     let addr = crypt.addr();

@@ -1,6 +1,6 @@
 //! # crypt-server: the self-hosted runtime
 //!
-//! Wiring only: read [`Settings`], build the store and limiter adapters, build the
+//! Wiring only: read the [`Config`], build the store and limiter adapters, build the
 //! [`Vault`](crypt_domain::Vault) and the [`Api`], and serve it with hyper on tokio. Every status
 //! code comes from `crypt-http`; this crate reads requests (stopping at the body cap and the
 //! read timeouts), finds the client's address, and writes responses back.
@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let crypt = crypt_server::spawn(crypt_server::Settings::ephemeral()).await?;
+//! let crypt = crypt_server::spawn(crypt_server::Config::ephemeral()).await?;
 //! let base_url = crypt.url(); // e.g. http://127.0.0.1:41237
 //! // ... point your code at base_url ...
 //! crypt.shutdown().await;
@@ -17,6 +17,7 @@
 //! ```
 
 mod client_ip;
+mod linger;
 mod serve;
 mod settings;
 mod system;
@@ -25,5 +26,6 @@ mod watchdog;
 pub use client_ip::client_ip;
 pub use crypt_redis::RedisConfig;
 pub use serve::{spawn, Running, StartError};
-pub use settings::{Settings, SettingsError, StoreKind, KNOWN as KNOWN_SETTINGS};
+pub use crypt_http::{SettingError, Settings};
+pub use settings::{Config, StoreKind};
 pub use system::{RandomIds, SystemClock};

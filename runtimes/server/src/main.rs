@@ -1,6 +1,6 @@
 //! The `crypt-server` binary: settings, logs, serve until SIGTERM or Ctrl-C.
 
-use crypt_server::{spawn, Settings};
+use crypt_server::{spawn, Config};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -8,10 +8,10 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     init_logs();
     let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
-    for unknown in Settings::unknown_variables(vars.iter().map(String::as_str)) {
+    for unknown in Config::unknown_variables(vars.iter().map(String::as_str)) {
         tracing::warn!(variable = %unknown, "ignoring unknown CRYPT_ variable (a typo?)");
     }
-    let settings = match Settings::load() {
+    let settings = match Config::load() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("crypt-server: {e}");

@@ -1,11 +1,13 @@
 //! The hyper server: accept, read within limits, hand to the API, shut down gracefully.
 
-use crate::settings::{Settings, StoreKind};
+use crate::linger::{LingerFlag, Lingering};
+use crate::settings::{Config, StoreKind};
 use crate::watchdog::{Activity, Counted};
 use crate::{client_ip, RandomIds, SystemClock};
 use bytes::Bytes;
 use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Route};
+use futures::FutureExt;
 use crypt_memory::{MemoryLimiter, MemoryStore};
 use crypt_redis::RedisStore;
 use http::{header, HeaderMap, Request, Response};
@@ -82,13 +84,15 @@ struct Conn {
     app: Arc<App>,
     peer: SocketAddr,
     activity: Arc<Activity>,
+    /// Set when a body is refused unread: the socket is then drained before it closes.
+    linger: Arc<LingerFlag>,
 }
 
 /// Binds, builds the adapters the settings name, and serves in a background task.
 ///
 /// # Errors
 /// [`StartError`] when the address cannot be bound.
-pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
+pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
@@ -100,7 +104,7 @@ pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
-            let sweeper = spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.policy.rate_limit);
+            let sweeper = spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.api.policy.rate_limit());
             (store, limiter, Some(sweeper))
         }
         StoreKind::Redis(config) => {
@@ -112,11 +116,11 @@ pub async fn spawn(settings: Settings) -> Result<Running, StartError> {
         }
     };
 
-    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.policy.clone());
+    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
     let app = Arc::new(App {
-        api: Api::new(vault, settings.cors.clone()),
+        api: Api::new(vault, settings.api.cors.clone()),
         trusted_proxies: settings.trusted_proxies.clone(),
-        max_body_bytes: settings.max_body_bytes,
+        max_body_bytes: settings.api.max_body_bytes,
         body_timeout: settings.body_timeout,
     });
     let store_kind = match &settings.store {
@@ -142,7 +146,7 @@ fn spawn_sweeper(
     store: Arc<MemoryStore>,
     limiter: Arc<MemoryLimiter>,
     clock: Arc<dyn Clock>,
-    limit: crypt_domain::RateLimit,
+    limit: Option<crypt_domain::RateLimit>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -150,7 +154,9 @@ fn spawn_sweeper(
         loop {
             tick.tick().await;
             let expired = store.sweep();
-            limiter.sweep(clock.now(), limit);
+            if let Some(limit) = limit {
+                limiter.sweep(clock.now(), limit);
+            }
             if expired > 0 {
                 tracing::debug!(expired, "swept expired messages");
             }
@@ -158,7 +164,7 @@ fn spawn_sweeper(
     })
 }
 
-async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, mut stopped: oneshot::Receiver<()>) {
+async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Config, mut stopped: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     // The header timeout is enforced by `watchdog`, which costs no timer per request; hyper's
@@ -180,8 +186,9 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, 
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Counted::new(stream, activity.clone()));
-        let conn = Arc::new(Conn { app: app.clone(), peer, activity: activity.clone() });
+        let linger = Arc::new(LingerFlag::default());
+        let io = TokioIo::new(Counted::new(Lingering::new(stream, linger.clone()), activity.clone()));
+        let conn = Arc::new(Conn { app: app.clone(), peer, activity: activity.clone(), linger });
         let service = service_fn(move |req| serve_one(conn.clone(), req));
         let served = graceful.watch(http.serve_connection(io, service));
         let connection = tokio::spawn(async move {
@@ -211,12 +218,30 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Settings, 
 
 async fn serve_one(conn: Arc<Conn>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     conn.activity.busy();
-    let resp = respond(&conn.app, conn.peer, req).await;
+    // A panic inside a handler is a bug, but it must not cost the client its answer, nor the
+    // connection or the process: it is caught here and answered 500 "Internal server error"
+    // through the HTTP adapter, like any unexpected failure.
+    // Only the Origin is kept for that answer (its CORS header); cloning the whole head for
+    // every request would cost the hot path for a rare one.
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let resp = match std::panic::AssertUnwindSafe(respond(&conn, req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+            tracing::error!(panic = what.unwrap_or("(not text)"), "a request handler panicked; answered 500");
+            let mut headers = HeaderMap::new();
+            if let Some(origin) = origin {
+                headers.insert(header::ORIGIN, origin);
+            }
+            conn.app.api.internal_error(&headers)
+        }
+    };
     conn.activity.idle();
     Ok(resp.map(Full::new))
 }
 
-async fn respond(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Response<Bytes> {
+async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
+    let (app, peer) = (&*conn.app, conn.peer);
     let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
@@ -225,6 +250,7 @@ async fn respond(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Respons
             Ok(bytes) => bytes,
             Err(why) => {
                 tracing::info!(route = Route::of(parts.uri.path()).label(), ?why, "request body refused");
+                conn.linger.set();
                 return app.api.reject_body(&parts.headers, why);
             }
         }

@@ -1,6 +1,6 @@
 //! The operating system's clock and random source, as domain ports.
 
-use crypt_domain::{alphanumeric_id, Clock, IdSource, UnixMillis};
+use crypt_domain::{Clock, IdAlphabet, IdSource, UnixMillis};
 use rand::RngCore;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,8 @@ impl Clock for SystemClock {
 pub struct RandomIds;
 
 impl IdSource for RandomIds {
-    fn next_id(&self, len: usize) -> String {
+    fn next_id(&self, len: usize, alphabet: IdAlphabet) -> String {
         let mut rng = rand::rng();
-        alphanumeric_id(len, |buf| rng.fill_bytes(buf))
+        alphabet.random_id(len, |buf| rng.fill_bytes(buf))
     }
 }

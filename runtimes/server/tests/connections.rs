@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn start(header_timeout: Duration) -> crypt_server::Running {
-    let mut settings = crypt_server::Settings::ephemeral();
+    let mut settings = crypt_server::Config::ephemeral();
     settings.header_timeout = header_timeout;
     settings.body_timeout = Duration::from_secs(20);
     crypt_server::spawn(settings).await.expect("crypt starts")

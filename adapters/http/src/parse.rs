@@ -1,0 +1,224 @@
+//! Reading a create body into a [`Draft`], or saying exactly what is wrong with it.
+
+use crypt_domain::Draft;
+use std::fmt;
+
+/// What a JSON value turned out to be, for saying what was expected instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool,
+    /// a number
+    Number,
+    /// a string
+    String,
+    /// an array
+    Array,
+    /// an object
+    Object,
+}
+
+impl fmt::Display for JsonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        })
+    }
+}
+
+/// Why a create body is not a valid request. Its `Display` is the `detail` a client is shown;
+/// it never quotes the body (which may hold a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing but whitespace.
+    #[error("the body is empty")]
+    Empty,
+    /// Not JSON: cut short, malformed, trailing characters, or not UTF-8.
+    #[error("the body is not valid JSON (line {line}, column {column})")]
+    Syntax {
+        /// Where the parser stopped.
+        line: usize,
+        /// Where the parser stopped.
+        column: usize,
+    },
+    /// JSON, but not an object.
+    #[error("the body must be a JSON object like {{\"message\": \"...\"}}, not {0}")]
+    NotAnObject(JsonKind),
+    /// An object without `message`.
+    #[error("the field 'message' is missing")]
+    MessageMissing,
+    /// `message` is there but is not a string.
+    #[error("the field 'message' must be a string, not {0}")]
+    MessageNotAString(JsonKind),
+    /// `message` is empty or only whitespace (the domain's rule, [`crypt_domain::Message::new`]).
+    #[error("the field 'message' is empty or only whitespace")]
+    MessageBlank,
+}
+
+/// The create body, read in one pass. Each field records what JSON type it had, so each way
+/// it can be wrong gets its own sentence (a plain derived struct would only say "invalid type"),
+/// and the message text is unescaped straight into its `String`, the one allocation.
+#[derive(serde::Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    message: Field<String>,
+    #[serde(default)]
+    ttl: Field<u64>,
+}
+
+/// A field: absent, of the expected type, or of another type (`null` included).
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Valid(T),
+    WrongType(JsonKind),
+}
+
+impl<'de> serde::Deserialize<'de> for Field<String> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData::<String>))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field<u64> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData::<u64>))
+    }
+}
+
+struct FieldVisitor<T>(std::marker::PhantomData<T>);
+
+/// What a visitor does with each JSON type: the expected one is kept, any other is recorded as
+/// wrong (arrays and objects are read through and dropped, so parsing goes on).
+macro_rules! wrong_types {
+    ($($method:ident($ty:ty) => $kind:ident),*) => {
+        $(fn $method<E: serde::de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Ok(Field::WrongType(JsonKind::$kind))
+        })*
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Field::WrongType(JsonKind::Null))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Field::WrongType(JsonKind::Array))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Field::WrongType(JsonKind::Object))
+        }
+    };
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor<String> {
+    type Value = Field<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v))
+    }
+    wrong_types!(visit_bool(bool) => Bool, visit_i64(i64) => Number, visit_u64(u64) => Number, visit_f64(f64) => Number);
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor<u64> {
+    type Value = Field<u64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Valid(v))
+    }
+    wrong_types!(visit_bool(bool) => Bool, visit_i64(i64) => Number, visit_f64(f64) => Number, visit_str(&str) => String);
+}
+
+fn syntax(e: &serde_json::Error) -> ParseError {
+    ParseError::Syntax { line: e.line(), column: e.column() }
+}
+
+/// The kind of the JSON value that starts at `first` (a non-whitespace byte).
+fn kind_of(first: u8) -> JsonKind {
+    match first {
+        b'[' => JsonKind::Array,
+        b'"' => JsonKind::String,
+        b'n' => JsonKind::Null,
+        b't' | b'f' => JsonKind::Bool,
+        b'{' => JsonKind::Object,
+        _ => JsonKind::Number,
+    }
+}
+
+/// Turns a create body into a [`Draft`], or says what is wrong with it, in the order the
+/// reference checks: JSON first, then `message`. A `ttl` that is not a whole number of seconds
+/// becomes `Some(0)`, which no policy allows (the smallest is 1), so the domain's one range
+/// check answers for it with the allowed range.
+pub(crate) fn parse_draft(body: &[u8]) -> Result<Draft, ParseError> {
+    let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Err(ParseError::Empty);
+    };
+    // A derived struct would also accept an array; anything but an object is refused here,
+    // once it is known to be JSON at all.
+    if first != b'{' {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| syntax(&e))?;
+        return Err(ParseError::NotAnObject(kind_of(first)));
+    }
+    let fields: CreateBody = serde_json::from_slice(body).map_err(|e| syntax(&e))?;
+    let message = match fields.message {
+        Field::Absent => return Err(ParseError::MessageMissing),
+        Field::WrongType(kind) => return Err(ParseError::MessageNotAString(kind)),
+        Field::Valid(text) => text,
+    };
+    let ttl_secs = match fields.ttl {
+        Field::Absent => None,
+        Field::Valid(secs) => Some(secs),
+        Field::WrongType(_) => Some(0),
+    };
+    Ok(Draft { message, ttl_secs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fault_is_named_without_quoting_the_body() {
+        let cases: [(&str, ParseError); 11] = [
+            ("", ParseError::Empty),
+            (" \n\t ", ParseError::Empty),
+            ("{\"message\": \"secret", ParseError::Syntax { line: 1, column: 19 }),
+            ("{secret: 1}", ParseError::Syntax { line: 1, column: 2 }),
+            ("null", ParseError::NotAnObject(JsonKind::Null)),
+            ("[]", ParseError::NotAnObject(JsonKind::Array)),
+            ("\"text\"", ParseError::NotAnObject(JsonKind::String)),
+            ("42", ParseError::NotAnObject(JsonKind::Number)),
+            ("{}", ParseError::MessageMissing),
+            (r#"{"message": 0}"#, ParseError::MessageNotAString(JsonKind::Number)),
+            (r#"{"message": null}"#, ParseError::MessageNotAString(JsonKind::Null)),
+        ];
+        for (body, want) in cases {
+            let got = parse_draft(body.as_bytes()).unwrap_err();
+            assert_eq!(got, want, "{body:?}");
+            assert!(!got.to_string().contains("secret"), "{got}");
+        }
+    }
+
+    #[test]
+    fn a_ttl_of_the_wrong_type_is_one_no_policy_allows() {
+        for ttl in ["-1", "1.5", "\"60\"", "true", "null", "[60]"] {
+            let d = parse_draft(format!(r#"{{"message":"x","ttl":{ttl}}}"#).as_bytes()).unwrap();
+            assert_eq!(d.ttl_secs, Some(0), "{ttl}");
+        }
+        assert_eq!(parse_draft(br#"{"message":"x"}"#).unwrap().ttl_secs, None);
+        assert_eq!(parse_draft(br#"{"message":"x","ttl":90}"#).unwrap().ttl_secs, Some(90));
+    }
+}

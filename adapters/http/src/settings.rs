@@ -1,0 +1,413 @@
+//! Every setting of crypt, written once: its name, its default and its check.
+//!
+//! Both runtimes read the same flat set of names: the server from its environment (and its
+//! optional file), the Worker from `[vars]` in wrangler.toml. Each hands [`Settings::from_vars`]
+//! the names it found with their text; this is the one place that turns text into typed values
+//! ([`text`] is the deserializer) and says which setting is wrong. A runtime reads the fields it
+//! uses; the Worker ignores the server's.
+
+mod text;
+
+use crate::Cors;
+use crypt_domain::{IdAlphabet, Limits, Policy};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
+
+/// A setting that could not be used; its `Display` is the one line a runtime prints (the
+/// server at start-up, the Worker in its log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {setting}: {why}")]
+pub struct SettingError {
+    /// The setting's name, as an operator writes it (`CRYPT_ID_LENGTH`), or two names joined
+    /// by " and " when they conflict.
+    pub setting: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl SettingError {
+    pub(crate) fn new(setting: impl Into<String>, why: impl Into<String>) -> Self {
+        Self { setting: setting.into(), why: why.into() }
+    }
+}
+
+/// Which store holds the messages on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreChoice {
+    /// In the process's memory (the default): nothing else to install, lost on restart.
+    Memory,
+    /// In Redis or Redis Cluster.
+    Redis,
+}
+
+/// A duration in whole milliseconds, at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(NonZeroU64);
+
+impl Millis {
+    const fn of(ms: u64) -> Self {
+        match NonZeroU64::new(ms) {
+            Some(ms) => Millis(ms),
+            None => panic!("a default duration is at least 1 ms"),
+        }
+    }
+
+    /// As a [`Duration`].
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0.get())
+    }
+}
+
+/// Addresses or CIDRs, comma-separated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks(pub Vec<IpNet>);
+
+impl<'de> Deserialize<'de> for Networks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                e.parse::<IpNet>().or_else(|_| e.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                    serde::de::Error::custom(format!("'{e}' is not an address or CIDR like 10.0.0.0/8"))
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Networks)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cors {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cors::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+fn alphabet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IdAlphabet, D::Error> {
+    let text = String::deserialize(d)?;
+    IdAlphabet::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not an alphabet; use {} (the default) or {}",
+            IdAlphabet::Lowercase.setting(),
+            IdAlphabet::Mixed.setting()
+        ))
+    })
+}
+
+/// Every setting, by the name an operator writes (the `rename` on each field). A missing name
+/// takes the default from [`Settings::default`] (and so, for the limits, from
+/// [`Limits::default`]). Build it with [`Settings::from_vars`].
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Server: where to bind; port 0 picks a free port.
+    #[serde(rename = "CRYPT_LISTEN")]
+    pub listen: SocketAddr,
+    /// Server: `memory` or `redis`.
+    #[serde(rename = "CRYPT_STORE")]
+    pub store: StoreChoice,
+    /// Server: one Redis URL, or several comma-separated for Redis Cluster. May hold a
+    /// password, so `Debug` never shows it.
+    #[serde(rename = "CRYPT_REDIS_URL")]
+    pub redis_url: String,
+    /// Server: put before every Redis key.
+    #[serde(rename = "CRYPT_REDIS_PREFIX")]
+    pub redis_prefix: String,
+    /// Server: the longest one Redis command may take.
+    #[serde(rename = "CRYPT_REDIS_TIMEOUT_MS")]
+    pub redis_timeout: Millis,
+    /// Length of generated ids.
+    #[serde(rename = "CRYPT_ID_LENGTH")]
+    pub id_length: usize,
+    /// The symbols of generated ids: `a-z0-9` or `A-Za-z0-9`.
+    #[serde(rename = "CRYPT_ID_ALPHABET", deserialize_with = "alphabet")]
+    pub id_alphabet: IdAlphabet,
+    /// Ids tried before answering 500.
+    #[serde(rename = "CRYPT_ID_ATTEMPTS")]
+    pub id_attempts: u32,
+    /// Largest message in bytes of UTF-8.
+    #[serde(rename = "CRYPT_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: usize,
+    /// Largest request body; reading stops there.
+    #[serde(rename = "CRYPT_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Time to live when a request names none.
+    #[serde(rename = "CRYPT_DEFAULT_TTL_SECS")]
+    pub default_ttl_secs: u64,
+    /// Smallest `ttl` a request may ask for.
+    #[serde(rename = "CRYPT_MIN_TTL_SECS")]
+    pub min_ttl_secs: u64,
+    /// Largest `ttl` a request may ask for.
+    #[serde(rename = "CRYPT_MAX_TTL_SECS")]
+    pub max_ttl_secs: u64,
+    /// Requests per window per client; 0 turns limiting off. `None`: not set.
+    #[serde(rename = "CRYPT_RATE_LIMIT_MAX")]
+    pub rate_limit_max: Option<u32>,
+    /// The sliding window in seconds. `None`: not set.
+    #[serde(rename = "CRYPT_RATE_LIMIT_WINDOW_SECS")]
+    pub rate_limit_window_secs: Option<u64>,
+    /// The reference service's own setting: N requests per 1-second window. It cannot be set
+    /// together with the window/budget pair.
+    #[serde(rename = "RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<NonZeroU32>,
+    /// `*` or a comma-separated list of origins.
+    #[serde(rename = "CRYPT_CORS_ORIGINS")]
+    pub cors_origins: Cors,
+    /// Server: peers whose `X-Forwarded-For` is believed.
+    #[serde(rename = "CRYPT_TRUSTED_PROXIES")]
+    pub trusted_proxies: Networks,
+    /// Server, memory store: its capacity in bytes; beyond it, 507.
+    #[serde(rename = "CRYPT_MEMORY_CAPACITY_BYTES")]
+    pub memory_capacity_bytes: usize,
+    /// Server: time a connection has to deliver a request's headers.
+    #[serde(rename = "CRYPT_HEADER_TIMEOUT_MS")]
+    pub header_timeout: Millis,
+    /// Server: time a client has to send a request's body.
+    #[serde(rename = "CRYPT_BODY_TIMEOUT_MS")]
+    pub body_timeout: Millis,
+    /// Server: how long in-flight requests may take to finish on shutdown.
+    #[serde(rename = "CRYPT_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace: Millis,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            store: StoreChoice::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "crypt:".into(),
+            redis_timeout: Millis::of(2000),
+            id_length: l.id_length,
+            id_alphabet: l.id_alphabet,
+            id_attempts: l.id_attempts,
+            max_message_bytes: l.max_message_bytes,
+            max_body_bytes: 1_048_576,
+            default_ttl_secs: l.default_ttl_secs,
+            min_ttl_secs: l.min_ttl_secs,
+            max_ttl_secs: l.max_ttl_secs,
+            rate_limit_max: None,
+            rate_limit_window_secs: None,
+            rate_limit_per_second: None,
+            cors_origins: Cors::Any,
+            trusted_proxies: Networks::default(),
+            memory_capacity_bytes: 268_435_456,
+            header_timeout: Millis::of(10_000),
+            body_timeout: Millis::of(30_000),
+            shutdown_grace: Millis::of(10_000),
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    /// Everything but the Redis URL, which may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("store", &self.store)
+            .field("redis_url", &"(hidden: it may hold a password)")
+            .field("redis_prefix", &self.redis_prefix)
+            .field("api", &self.api())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("memory_capacity_bytes", &self.memory_capacity_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the HTTP adapter needs from the settings, checked against each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// The limits.
+    pub policy: Policy,
+    /// Who may call from a browser.
+    pub cors: Cors,
+    /// Largest request body; never below the largest message.
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Every setting's name, as an operator writes it: read off the struct itself, so it can
+    /// never miss one. A runtime asks its environment for exactly these.
+    pub fn names() -> &'static [&'static str] {
+        text::field_names::<Settings>()
+    }
+
+    /// Reads settings from `(name, text)` pairs (environment variables, `[vars]`). A blank
+    /// value counts as unset; a name that is not a setting is ignored (see [`Settings::names`]
+    /// to warn about typos). Each value is checked on its own here; [`Settings::api`] checks
+    /// how the limits fit together.
+    ///
+    /// # Errors
+    /// The first value that is not of its setting's kind, naming the setting.
+    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, SettingError> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.as_ref().trim().is_empty())
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().trim().to_owned()))
+            .collect();
+        text::from_pairs(&vars)
+    }
+
+    /// The policy, CORS and body cap, checked together.
+    ///
+    /// # Errors
+    /// A limit that does not fit the others (named), `RATE_LIMIT_PER_SECOND` set together
+    /// with `CRYPT_RATE_LIMIT_MAX` or `CRYPT_RATE_LIMIT_WINDOW_SECS` (both named), or a body cap
+    /// below the largest message.
+    pub fn api(&self) -> Result<ApiSettings, SettingError> {
+        let d = Limits::default();
+        let (rate_limit_max, rate_limit_window_secs) =
+            match (self.rate_limit_per_second, self.rate_limit_max, self.rate_limit_window_secs) {
+                (Some(n), None, None) => (n.get(), 1),
+                (Some(_), max, _) => {
+                    let other = if max.is_some() { "CRYPT_RATE_LIMIT_MAX" } else { "CRYPT_RATE_LIMIT_WINDOW_SECS" };
+                    return Err(SettingError::new(
+                        format!("RATE_LIMIT_PER_SECOND and {other}"),
+                        "both set a rate limit; keep one (RATE_LIMIT_PER_SECOND=N means N requests per 1-second \
+                         window, the reference service's setting)",
+                    ));
+                }
+                (None, max, window) => {
+                    (max.unwrap_or(d.rate_limit_max), window.unwrap_or(d.rate_limit_window_secs))
+                }
+            };
+        let policy = Policy::new(Limits {
+            max_message_bytes: self.max_message_bytes,
+            default_ttl_secs: self.default_ttl_secs,
+            min_ttl_secs: self.min_ttl_secs,
+            max_ttl_secs: self.max_ttl_secs,
+            id_length: self.id_length,
+            id_alphabet: self.id_alphabet,
+            id_attempts: self.id_attempts,
+            rate_limit_max,
+            rate_limit_window_secs,
+        })
+        .map_err(|e| SettingError::new(e.setting, e.why))?;
+        if self.max_body_bytes < self.max_message_bytes {
+            return Err(SettingError::new(
+                "CRYPT_MAX_BODY_BYTES",
+                format!(
+                    "({}) is below CRYPT_MAX_MESSAGE_BYTES ({}); the largest message could never arrive",
+                    self.max_body_bytes, self.max_message_bytes
+                ),
+            ));
+        }
+        Ok(ApiSettings { policy, cors: self.cors_origins.clone(), max_body_bytes: self.max_body_bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypt_domain::RateLimit;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        Settings::from_vars(pairs.iter().copied())
+    }
+
+    #[test]
+    fn the_defaults_are_the_reference_contract() {
+        let s = read(&[]).unwrap();
+        let api = s.api().unwrap();
+        assert_eq!(api.policy, Policy::default());
+        assert_eq!(api.policy.rate_limit(), RateLimit::of(60, 60));
+        assert_eq!(api.policy.id_alphabet(), IdAlphabet::Lowercase);
+        assert_eq!((api.cors, api.max_body_bytes), (Cors::Any, 1_048_576));
+        assert_eq!(s.listen, "127.0.0.1:8787".parse().unwrap());
+        assert_eq!((s.store, s.redis_url.as_str(), s.redis_prefix.as_str()), (StoreChoice::Memory, "redis://127.0.0.1:6379", "crypt:"));
+        assert_eq!(s.memory_capacity_bytes, 268_435_456);
+        assert_eq!(s.header_timeout.duration(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn names_are_read_off_the_struct() {
+        let names = Settings::names();
+        assert_eq!(names.len(), 22);
+        for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
+            assert!(names.contains(&n), "{n}");
+        }
+    }
+
+    #[test]
+    fn values_are_read_as_text_and_blank_is_unset() {
+        let s = read(&[
+            ("CRYPT_ID_LENGTH", " 9 "),
+            ("CRYPT_ID_ALPHABET", "A-Za-z0-9"),
+            ("CRYPT_STORE", "redis"),
+            ("CRYPT_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+            ("CRYPT_CORS_ORIGINS", ""),
+            ("NOT_A_SETTING", "whatever"),
+        ])
+        .unwrap();
+        assert_eq!((s.id_length, s.id_alphabet, s.store), (9, IdAlphabet::Mixed, StoreChoice::Redis));
+        assert_eq!(s.trusted_proxies.0.len(), 3);
+        assert_eq!(s.cors_origins, Cors::Any);
+    }
+
+    #[test]
+    fn the_reference_setting_means_n_per_second() {
+        let api = read(&[("RATE_LIMIT_PER_SECOND", "3")]).unwrap().api().unwrap();
+        assert_eq!(api.policy.rate_limit(), RateLimit::of(3, 1));
+        let off = read(&[("CRYPT_RATE_LIMIT_MAX", "0")]).unwrap().api().unwrap();
+        assert_eq!(off.policy.rate_limit(), None);
+    }
+
+    #[test]
+    fn the_reference_setting_with_the_pair_names_both() {
+        for other in ["CRYPT_RATE_LIMIT_MAX", "CRYPT_RATE_LIMIT_WINDOW_SECS"] {
+            let e = read(&[("RATE_LIMIT_PER_SECOND", "3"), (other, "10")]).unwrap().api().unwrap_err();
+            assert_eq!(e.setting, format!("RATE_LIMIT_PER_SECOND and {other}"));
+            assert!(e.to_string().starts_with(&format!("invalid setting RATE_LIMIT_PER_SECOND and {other}: ")));
+        }
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_setting() {
+        let cases = [
+            ("RATE_LIMIT_PER_SECOND", "0"),
+            ("RATE_LIMIT_PER_SECOND", "-1"),
+            ("RATE_LIMIT_PER_SECOND", "abc"),
+            ("RATE_LIMIT_PER_SECOND", "1.5"),
+            ("CRYPT_ID_ALPHABET", "base64"),
+            ("CRYPT_ID_LENGTH", "4"),
+            ("CRYPT_ID_LENGTH", "five"),
+            ("CRYPT_ID_ATTEMPTS", "0"),
+            ("CRYPT_LISTEN", "localhost"),
+            ("CRYPT_STORE", "postgres"),
+            ("CRYPT_MAX_TTL_SECS", "-1"),
+            ("CRYPT_MIN_TTL_SECS", "0"),
+            ("CRYPT_DEFAULT_TTL_SECS", "10"),
+            ("CRYPT_RATE_LIMIT_WINDOW_SECS", "0"),
+            ("CRYPT_RATE_LIMIT_MAX", "lots"),
+            ("CRYPT_CORS_ORIGINS", "example.com"),
+            ("CRYPT_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("CRYPT_MEMORY_CAPACITY_BYTES", "lots"),
+            ("CRYPT_MAX_BODY_BYTES", "1000"),
+            ("CRYPT_BODY_TIMEOUT_MS", "0"),
+            ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
+        ];
+        for (setting, value) in cases {
+            let err = read(&[(setting, value)]).and_then(|s| s.api().map(|_| s)).unwrap_err();
+            assert_eq!(err.setting, setting, "{setting}={value}: {err}");
+            assert!(err.to_string().starts_with(&format!("invalid setting {setting}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_redis_url() {
+        let s = read(&[("CRYPT_REDIS_URL", "redis://:hunter2@db:6379")]).unwrap();
+        assert_eq!(s.redis_url, "redis://:hunter2@db:6379");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("hidden"));
+    }
+}
