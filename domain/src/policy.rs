@@ -188,7 +188,9 @@ impl Policy {
             id_alphabet: self.id_alphabet,
             id_attempts: self.id_attempts,
             rate_limit_max: self.rate_limit.map_or(0, |r| r.max()),
-            rate_limit_window_secs: self.rate_limit.map_or(Limits::default().rate_limit_window_secs, |r| r.window_secs()),
+            rate_limit_window_secs: self
+                .rate_limit
+                .map_or(Limits::default().rate_limit_window_secs, |r| r.window_secs()),
         }
     }
 

@@ -234,7 +234,8 @@ pub mod store {
     pub static CHECKS: &[(&str, Check)] = crate::store_contract!(@list @table);
 
     /// One check: it panics when the store breaks the contract.
-    pub type Check = for<'a> fn(&'a dyn MessageStore, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    pub type Check =
+        for<'a> fn(&'a dyn MessageStore, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
     /// Runs the check called `name`; `false` when there is none.
     pub async fn run_named(name: &str, s: &dyn MessageStore, now: UnixMillis) -> bool {
@@ -313,7 +314,8 @@ pub mod limiter {
     pub static CHECKS: &[(&str, Check)] = crate::limiter_contract!(@list @table);
 
     /// One check: it panics when the limiter breaks the contract.
-    pub type Check = for<'a> fn(&'a dyn RateLimiter, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    pub type Check =
+        for<'a> fn(&'a dyn RateLimiter, UnixMillis) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 }
 
 /// Expands to one `#[tokio::test]` per [`store`] check, each on a fresh store from `$make`

@@ -322,7 +322,13 @@ mod tests {
         let off = make(Limits { rate_limit_max: 0, ..Limits::default() });
         let mut asked = false;
         for _ in 0..100 {
-            assert_eq!(block_on(off.admit(|| { asked = true; "c" })), Ok(()));
+            assert_eq!(
+                block_on(off.admit(|| {
+                    asked = true;
+                    "c"
+                })),
+                Ok(())
+            );
         }
         assert!(!asked, "no client key is built while limiting is off");
         let on = make(Limits { rate_limit_max: 2, rate_limit_window_secs: 10, ..Limits::default() });

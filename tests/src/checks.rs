@@ -6,6 +6,30 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NOT_FOUND: &str = r#"{"error":"Message not found"}"#;
+const INVALID_JSON: &str = "Invalid JSON body";
+const MESSAGE_REQUIRED: &str = "Field 'message' is required and cannot be empty";
+const TOO_LARGE: &str = "Message exceeds maximum size of 100KB";
+
+/// Every check, by name (the list is written once, in the [`checks!`](crate::checks) macro).
+pub static ALL: &[(&str, Check)] = crate::checks! {@list @table};
+
+/// One check, given how to launch its target.
+pub type Check = fn(Launch) -> futures::future::LocalBoxFuture<'static, ()>;
+
+/// Runs the check called `name` against targets from `launch`.
+pub async fn run(name: &str, launch: Launch) {
+    let (_, check) = ALL.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no check is called {name}"));
+    check(launch).await;
+}
+
+/// The `error` string of a JSON error body, asserting there is one (a `detail` may stand
+/// beside it, nothing else).
+fn error_of(r: &crate::Resp) -> String {
+    let body = r.json();
+    let object = body.as_object().unwrap_or_else(|| panic!("error body is not an object: {body}"));
+    assert!(object.keys().all(|k| k == "error" || k == "detail"), "unexpected fields: {body}");
+    object.get("error").and_then(Value::as_str).unwrap_or_else(|| panic!("no error string: {body}")).to_owned()
+}
 
 fn body_eq(r: &crate::Resp, expected: &str) {
     let expected: Value = serde_json::from_str(expected).unwrap();
@@ -45,7 +69,7 @@ async fn round_trip(t: &Target, message: &str) {
 }
 
 /// `POST /` answers 200 with a 5-character `[A-Za-z0-9]` id and an RFC 3339 `expires_at`.
-pub async fn create_answers_an_id_of_the_configured_shape(launch: Launch) {
+async fn create_answers_an_id_of_the_configured_shape(launch: Launch) {
     let t = launch(Profile::base()).await;
     let r = t.post(json!({"message": "hello"})).await;
     assert_eq!(r.status, 200);
@@ -55,13 +79,39 @@ pub async fn create_answers_an_id_of_the_configured_shape(launch: Launch) {
         assert_eq!(id.len(), 5, "{id}");
     }
     assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+    if t.caps.configurable {
+        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "not [a-z0-9]: {id}");
+    }
     if let Some(at) = body.get("expires_at") {
         parse_rfc3339(at.as_str().expect("expires_at is a string"));
     }
 }
 
+/// Ids are 5 symbols of the reference's `[a-z0-9]` by default, and of `[A-Za-z0-9]` when
+/// `CRYPT_ID_ALPHABET` says so.
+async fn ids_use_the_reference_alphabet_unless_configured(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.configurable {
+        return not_applicable("id alphabet", &t, "the deployment's CRYPT_ID_ALPHABET is unknown");
+    }
+    for _ in 0..40 {
+        let id = t.create("alphabet").await;
+        assert!(id.len() == 5 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{id}");
+    }
+    let t = launch(Profile::base().with("CRYPT_ID_ALPHABET", "A-Za-z0-9")).await;
+    let mut ids = String::new();
+    for _ in 0..40 {
+        let id = t.create("alphabet").await;
+        assert!(id.len() == 5 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        assert_eq!(t.get(&format!("/{id}")).await.status, 200, "a mixed-case id reads back");
+        ids.push_str(&id);
+    }
+    // 200 symbols of 62 with no capital letter would happen about once in 10^47 runs.
+    assert!(ids.bytes().any(|b| b.is_ascii_uppercase()), "no upper case in {ids}");
+}
+
 /// The first read returns the message; the second answers 404 with the reference body.
-pub async fn first_read_returns_the_message_and_destroys_it(launch: Launch) {
+async fn first_read_returns_the_message_and_destroys_it(launch: Launch) {
     let t = launch(Profile::base()).await;
     let id = t.create("burn after reading").await;
     let first = t.get(&format!("/{id}")).await;
@@ -73,7 +123,7 @@ pub async fn first_read_returns_the_message_and_destroys_it(launch: Launch) {
 }
 
 /// An id that was never issued is 404 with exactly `{"error":"Message not found"}`.
-pub async fn unknown_ids_are_404_with_the_exact_body(launch: Launch) {
+async fn unknown_ids_are_404_with_the_exact_body(launch: Launch) {
     let t = launch(Profile::base()).await;
     for id in ["zzzzz", "Zz9Zz", "abcdefghij"] {
         let r = t.get(&format!("/{id}")).await;
@@ -83,7 +133,7 @@ pub async fn unknown_ids_are_404_with_the_exact_body(launch: Launch) {
 }
 
 /// Ids too short, too long, or with characters outside `[A-Za-z0-9]` are 404, never 400 or 500.
-pub async fn wrong_shaped_ids_are_404(launch: Launch) {
+async fn wrong_shaped_ids_are_404(launch: Launch) {
     let t = launch(Profile::base()).await;
     let too_long = "a".repeat(65);
     let paths = [
@@ -99,8 +149,7 @@ pub async fn wrong_shaped_ids_are_404(launch: Launch) {
         "/h%C3%A9llo",
         "/abc-d",
         "/abc_d",
-        "/abcde/",
-        "/abcde/extra",
+        "/ABCDE",
     ];
     for p in paths {
         let p = if p.starts_with('/') { p.to_owned() } else { format!("/{p}") };
@@ -108,10 +157,15 @@ pub async fn wrong_shaped_ids_are_404(launch: Launch) {
         assert_eq!(r.status, 404, "{p}");
         body_eq(&r, NOT_FOUND);
     }
+    // Two segments are not an id at all: the route is not found.
+    for p in ["/abcde/", "/abcde/extra"] {
+        let r = t.get(p).await;
+        assert_eq!((r.status, error_of(&r).as_str()), (404, "Not found"), "{p}");
+    }
 }
 
 /// Every character survives: emoji, NUL, newlines, quotes, right-to-left text, markup.
-pub async fn unicode_round_trips_exactly(launch: Launch) {
+async fn unicode_round_trips_exactly(launch: Launch) {
     let t = launch(Profile::base()).await;
     let messages = [
         "emoji 🔥🎉 family 👩‍👩‍👧 flag 🇳🇿",
@@ -130,28 +184,28 @@ pub async fn unicode_round_trips_exactly(launch: Launch) {
 }
 
 /// 102,400 ASCII bytes are accepted (and come back whole); 102,401 are 413.
-pub async fn message_size_limit_counts_bytes_ascii(launch: Launch) {
+async fn message_size_limit_counts_bytes_ascii(launch: Launch) {
     let t = launch(Profile::base()).await;
     round_trip(&t, &"a".repeat(102_400)).await;
     let r = t.post(json!({ "message": "a".repeat(102_401) })).await;
     assert_eq!(r.status, 413);
-    body_eq(&r, r#"{"error":"Message exceeds 100 KB"}"#);
+    assert_eq!(error_of(&r), TOO_LARGE);
 }
 
 /// The limit is in bytes of UTF-8, not characters.
-pub async fn message_size_limit_counts_bytes_multibyte(launch: Launch) {
+async fn message_size_limit_counts_bytes_multibyte(launch: Launch) {
     let t = launch(Profile::base()).await;
     round_trip(&t, &"é".repeat(51_200)).await;
     round_trip(&t, &"😀".repeat(25_600)).await;
     for over in ["é".repeat(51_200) + "a", "😀".repeat(25_601), "€".repeat(34_134)] {
         let r = t.post(json!({ "message": over })).await;
         assert_eq!(r.status, 413, "{} bytes", over.len());
-        body_eq(&r, r#"{"error":"Message exceeds 100 KB"}"#);
+        assert_eq!(error_of(&r), TOO_LARGE);
     }
 }
 
 /// The body is JSON whatever the Content-Type says (curl -d sends form encoding).
-pub async fn any_content_type_is_parsed_as_json(launch: Launch) {
+async fn any_content_type_is_parsed_as_json(launch: Launch) {
     let t = launch(Profile::base()).await;
     for ct in ["application/x-www-form-urlencoded", "text/plain", "application/octet-stream"] {
         let r = t.send("POST", "/", Some(br#"{"message":"typed"}"#.to_vec()), &[("content-type", ct)]).await;
@@ -161,47 +215,47 @@ pub async fn any_content_type_is_parsed_as_json(launch: Launch) {
     assert_eq!(r.status, 200);
 }
 
-fn assert_400_with_reason(r: &crate::Resp, input: &str) {
+fn assert_400_with(r: &crate::Resp, input: &str, error: &str) {
     assert_eq!(r.status, 400, "{input:?}: {}", String::from_utf8_lossy(&r.body));
-    let why = r.json()["error"].as_str().map(str::to_owned).unwrap_or_default();
-    assert!(!why.is_empty(), "{input:?}: 400 without a reason");
+    assert_eq!(error_of(r), error, "{input:?}");
 }
 
 /// Malformed, truncated, non-object and non-UTF-8 bodies are 400 with a reason.
-pub async fn malformed_json_is_400(launch: Launch) {
+async fn malformed_json_is_400(launch: Launch) {
     let t = launch(Profile::base()).await;
-    let inputs: [&[u8]; 15] = [
-        b"",
-        b"{",
-        b"{\"message\": \"abc",
-        b"not json",
-        b"{'message': 'single quotes'}",
-        b"{message: \"bare key\"}",
-        b"{\"message\": \"x\",}",
-        b"{\"message\": \"x\"} trailing",
-        b"[]",
-        b"[{\"message\":\"x\"}]",
-        b"\"just a string\"",
-        b"42",
-        b"null",
-        b"true",
-        b"{\"message\": \"\xff\xfe invalid utf-8\"}",
+    let inputs: [(&[u8], &str); 16] = [
+        (b"", INVALID_JSON),
+        (b" \n\t ", INVALID_JSON),
+        (b"{", INVALID_JSON),
+        (b"{\"message\": \"abc", INVALID_JSON),
+        (b"not json", INVALID_JSON),
+        (b"{'message': 'single quotes'}", INVALID_JSON),
+        (b"{message: \"bare key\"}", INVALID_JSON),
+        (b"{\"message\": \"x\",}", INVALID_JSON),
+        (b"{\"message\": \"x\"} trailing", INVALID_JSON),
+        (b"{\"message\": \"\xff\xfe invalid utf-8\"}", INVALID_JSON),
+        (b"[]", MESSAGE_REQUIRED),
+        (b"[{\"message\":\"x\"}]", MESSAGE_REQUIRED),
+        (b"\"just a string\"", MESSAGE_REQUIRED),
+        (b"42", MESSAGE_REQUIRED),
+        (b"null", MESSAGE_REQUIRED),
+        (b"true", MESSAGE_REQUIRED),
     ];
-    for input in inputs {
+    for (input, error) in inputs {
         let r = t.post_raw(input.to_vec()).await;
-        assert_400_with_reason(&r, &String::from_utf8_lossy(input));
+        assert_400_with(&r, &String::from_utf8_lossy(input), error);
     }
     // Form encoding proper (not JSON) is refused, not half-parsed.
     let r = t
         .send("POST", "/", Some(b"message=hello".to_vec()), &[("content-type", "application/x-www-form-urlencoded")])
         .await;
-    assert_400_with_reason(&r, "message=hello");
+    assert_400_with(&r, "message=hello", INVALID_JSON);
     // Still serving.
     t.create("after the garbage").await;
 }
 
 /// `message` missing, null, a number, an array, an object, a boolean, empty or whitespace: 400.
-pub async fn bad_messages_are_400(launch: Launch) {
+async fn bad_messages_are_400(launch: Launch) {
     let t = launch(Profile::base()).await;
     let bodies = [
         json!({}),
@@ -218,12 +272,44 @@ pub async fn bad_messages_are_400(launch: Launch) {
     ];
     for b in bodies {
         let r = t.post(b.clone()).await;
-        assert_400_with_reason(&r, &b.to_string());
+        assert_400_with(&r, &b.to_string(), MESSAGE_REQUIRED);
     }
 }
 
+/// The reference service's own test cases, byte for byte: each bad body gets its exact string
+/// and nothing else but an optional `detail`.
+async fn reference_bodies_get_the_reference_strings(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let cases: [(&[u8], u16, &str); 11] = [
+        (b"", 400, INVALID_JSON),
+        (b"   ", 400, INVALID_JSON),
+        (b"{not json", 400, INVALID_JSON),
+        (b"null", 400, MESSAGE_REQUIRED),
+        (b"[]", 400, MESSAGE_REQUIRED),
+        (b"\"text\"", 400, MESSAGE_REQUIRED),
+        (br#"{"message": 0}"#, 400, MESSAGE_REQUIRED),
+        (br#"{"message": ""}"#, 400, MESSAGE_REQUIRED),
+        (br#"{"message": "   "}"#, 400, MESSAGE_REQUIRED),
+        (br#"{"other": "x"}"#, 400, MESSAGE_REQUIRED),
+        (br#"{"message": false}"#, 400, MESSAGE_REQUIRED),
+    ];
+    for (input, status, error) in cases {
+        let r = t.post_raw(input.to_vec()).await;
+        assert_eq!((r.status, error_of(&r)), (status, error.to_owned()), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(r.header("content-type"), "application/json");
+    }
+    let r = t.post(json!({ "message": "x".repeat(102_401) })).await;
+    assert_eq!((r.status, error_of(&r)), (413, TOO_LARGE.to_owned()));
+    let r = t.get("/zzzzz").await;
+    assert_eq!((r.status, error_of(&r)), (404, "Message not found".to_owned()));
+    let r = t.get("/a/b").await;
+    assert_eq!((r.status, error_of(&r)), (404, "Not found".to_owned()));
+    let r = t.send("PUT", "/", None, &[]).await;
+    assert_eq!((r.status, error_of(&r)), (405, "Method not allowed".to_owned()));
+}
+
 /// `ttl` zero, negative, fractional, a string, a boolean, null, or out of range: 400.
-pub async fn bad_ttls_are_400(launch: Launch) {
+async fn bad_ttls_are_400(launch: Launch) {
     let t = launch(Profile::base()).await;
     let ttls = [
         json!(0),
@@ -242,14 +328,20 @@ pub async fn bad_ttls_are_400(launch: Launch) {
     for ttl in ttls {
         let b = json!({"message": "x", "ttl": ttl});
         let r = t.post(b.clone()).await;
-        assert_400_with_reason(&r, &b.to_string());
+        assert_eq!(r.status, 400, "{b}");
+        let error = error_of(&r);
+        if t.caps.configurable {
+            assert_eq!(error, "Field 'ttl' must be a whole number of seconds from 1 to 86400", "{b}");
+        } else {
+            assert!(error.starts_with("Field 'ttl' must be a whole number of seconds from "), "{b}: {error}");
+        }
     }
     let r = t.post(json!({"message": "x", "ttl": 86_400})).await;
     assert_eq!(r.status, 200, "the maximum ttl is allowed");
 }
 
 /// A short `ttl` expires the message; `expires_at` says when.
-pub async fn ttl_is_honoured_and_reported(launch: Launch) {
+async fn ttl_is_honoured_and_reported(launch: Launch) {
     let t = launch(Profile::base()).await;
     let r = t.post(json!({"message": "one hour", "ttl": 3600})).await;
     assert_eq!(r.status, 200);
@@ -272,7 +364,7 @@ pub async fn ttl_is_honoured_and_reported(launch: Launch) {
 }
 
 /// Without `ttl`, a message lives 24 hours.
-pub async fn default_ttl_is_24_hours(launch: Launch) {
+async fn default_ttl_is_24_hours(launch: Launch) {
     let t = launch(Profile::base()).await;
     let r = t.post(json!({"message": "a day"})).await;
     match r.json().get("expires_at").and_then(Value::as_str) {
@@ -299,7 +391,7 @@ fn assert_api_headers(r: &crate::Resp, what: &str) {
 }
 
 /// Every answer is JSON with `no-store`, `nosniff` and `no-referrer`, errors included.
-pub async fn api_responses_carry_json_and_security_headers(launch: Launch) {
+async fn api_responses_carry_json_and_security_headers(launch: Launch) {
     let t = launch(Profile::base()).await;
     let created = t.post(json!({"message": "h"})).await;
     assert_api_headers(&created, "200 create");
@@ -313,7 +405,7 @@ pub async fn api_responses_carry_json_and_security_headers(launch: Launch) {
 }
 
 /// `OPTIONS` on any path is 204 with the allowed methods, headers and a max age.
-pub async fn cors_preflight_answers_204_on_any_path(launch: Launch) {
+async fn cors_preflight_answers_204_on_any_path(launch: Launch) {
     let t = launch(Profile::base()).await;
     for path in ["/", "/abcde", "/healthz", "/a/b/c"] {
         let headers = [("origin", "https://app.example"), ("access-control-request-method", "POST")];
@@ -331,8 +423,22 @@ pub async fn cors_preflight_answers_204_on_any_path(launch: Launch) {
     }
 }
 
+/// A preflight that carries an empty body (`Content-Length: 0`), as some clients send it, is
+/// 204 with nothing in the body, like any other.
+async fn preflight_with_an_empty_body_is_204(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    for path in ["/", "/abcde"] {
+        let headers =
+            [("origin", "https://app.example"), ("access-control-request-method", "POST"), ("content-length", "0")];
+        let r = t.send("OPTIONS", path, Some(Vec::new()), &headers).await;
+        assert_eq!(r.status, 204, "{path}");
+        assert!(r.body.is_empty(), "{path}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, OPTIONS");
+    }
+}
+
 /// With the default setting, every response says `Access-Control-Allow-Origin: *`.
-pub async fn cors_origin_is_on_every_response(launch: Launch) {
+async fn cors_origin_is_on_every_response(launch: Launch) {
     let t = launch(Profile::base()).await;
     if !t.caps.configurable {
         return not_applicable("default CORS origin", &t, "deployment's CRYPT_CORS_ORIGINS is unknown");
@@ -352,7 +458,7 @@ pub async fn cors_origin_is_on_every_response(launch: Launch) {
 }
 
 /// With a list of origins, a listed origin is echoed (with `Vary: Origin`); others are not.
-pub async fn configured_cors_origins_are_echoed(launch: Launch) {
+async fn configured_cors_origins_are_echoed(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_CORS_ORIGINS", "https://a.example,https://b.example")).await;
     if !t.caps.configurable {
         return not_applicable("CORS origin list", &t, "needs CRYPT_CORS_ORIGINS");
@@ -368,12 +474,13 @@ pub async fn configured_cors_origins_are_echoed(launch: Launch) {
 }
 
 /// A method a path does not serve is 405 with an `Allow` header; nothing is burned by it.
-pub async fn wrong_methods_are_405_with_allow(launch: Launch) {
+async fn wrong_methods_are_405_with_allow(launch: Launch) {
     let t = launch(Profile::base()).await;
     let id = t.create("do not burn").await;
     for m in ["GET", "PUT", "DELETE", "PATCH"] {
         let r = t.send(m, "/", None, &[]).await;
         assert_eq!(r.status, 405, "{m} /");
+        assert_eq!(error_of(&r), "Method not allowed");
         assert!(r.header("allow").contains("POST"), "{m} /: Allow {:?}", r.header("allow"));
     }
     for m in ["POST", "PUT", "DELETE", "PATCH", "HEAD"] {
@@ -384,19 +491,34 @@ pub async fn wrong_methods_are_405_with_allow(launch: Launch) {
     assert_eq!(t.get(&format!("/{id}")).await.status, 200, "405s must not burn the message");
 }
 
-/// A path that is neither `/`, an id nor an operations route is 404 (as JSON).
-pub async fn unknown_paths_are_404(launch: Launch) {
+/// The reference's own cases: PUT and DELETE on `/`, POST on `/{id}`: 405 with the exact string,
+/// and the message under that id is still there afterwards.
+async fn reference_405s_and_nothing_burned(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let id = t.create("still here").await;
+    let path = format!("/{id}");
+    for (m, p, allow) in [("PUT", "/", "POST"), ("DELETE", "/", "POST"), ("POST", path.as_str(), "GET")] {
+        let r = t.send(m, p, Some(br#"{"message":"x"}"#.to_vec()), &[]).await;
+        assert_eq!((r.status, error_of(&r)), (405, "Method not allowed".to_owned()), "{m} {p}");
+        assert!(r.header("allow").contains(allow), "{m} {p}: Allow {:?}", r.header("allow"));
+        assert_api_headers(&r, "405");
+    }
+    let r = t.get(&path).await;
+    assert_eq!((r.status, r.json()), (200, json!({"message": "still here"})));
+}
+
+/// A path that is neither `/`, an id nor an operations route is 404 `Not found` (as JSON).
+async fn unknown_paths_are_404(launch: Launch) {
     let t = launch(Profile::base()).await;
     for (m, p) in [("GET", "/a/b"), ("POST", "/a/b/c"), ("GET", "/static/app.js"), ("DELETE", "/x/y")] {
         let r = t.send(m, p, None, &[]).await;
-        assert_eq!(r.status, 404, "{m} {p}");
-        assert!(r.json()["error"].is_string());
+        assert_eq!((r.status, error_of(&r)), (404, "Not found".to_owned()), "{m} {p}");
     }
 }
 
 /// Over the budget: 429, `{"error":"Rate limit exceeded"}`, `Retry-After` in whole seconds.
 /// POST and GET count alike; OPTIONS and operations routes do not.
-pub async fn rate_limit_is_429_with_retry_after(launch: Launch) {
+async fn rate_limit_is_429_with_retry_after(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 5).with("CRYPT_RATE_LIMIT_WINDOW_SECS", 60)).await;
     if !t.caps.configurable {
         return not_applicable("rate limit", &t, "needs CRYPT_RATE_LIMIT_MAX=5");
@@ -418,8 +540,52 @@ pub async fn rate_limit_is_429_with_retry_after(launch: Launch) {
     }
 }
 
+/// Like the reference, every request but a preflight and the operations routes counts against
+/// the limit: 405s and unknown paths spend the budget too.
+async fn rate_limit_counts_405s_and_unknown_paths(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 3).with("CRYPT_RATE_LIMIT_WINDOW_SECS", 60)).await;
+    if !t.caps.configurable {
+        return not_applicable("rate limit counting", &t, "needs CRYPT_RATE_LIMIT_MAX=3");
+    }
+    assert_eq!(t.send("PUT", "/", None, &[]).await.status, 405);
+    assert_eq!(t.get("/a/b").await.status, 404);
+    assert_eq!(t.post_raw("not json").await.status, 400);
+    assert_eq!(t.get("/healthz").await.status, 200, "operations routes are never limited");
+    let r = t.get("/zzzzz").await;
+    assert_eq!((r.status, error_of(&r)), (429, "Rate limit exceeded".to_owned()));
+}
+
+/// The reference's `RATE_LIMIT_PER_SECOND=3`: three requests in a second, the fourth is 429
+/// with `Retry-After: 1`, and a second later the client is served again.
+async fn reference_rate_limit_per_second(launch: Launch) {
+    let t = launch(Profile::base().with("RATE_LIMIT_PER_SECOND", 3)).await;
+    if !t.caps.configurable {
+        return not_applicable("RATE_LIMIT_PER_SECOND", &t, "needs RATE_LIMIT_PER_SECOND=3");
+    }
+    // The burst must fit in one second for the count to be exact; on a machine so loaded that
+    // it does not, the burst is tried again after the window has emptied.
+    for attempt in 0.. {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let started = std::time::Instant::now();
+        let burst = futures::future::join_all((0..6).map(|_| t.get("/zzzzz"))).await;
+        if started.elapsed() > Duration::from_millis(800) && attempt < 3 {
+            continue;
+        }
+        let mut statuses: Vec<u16> = burst.iter().map(|r| r.status).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [404, 404, 404, 429, 429, 429]);
+        for r in burst.iter().filter(|r| r.status == 429) {
+            assert_eq!(r.header("retry-after"), "1");
+            assert_eq!(error_of(r), "Rate limit exceeded");
+        }
+        break;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(t.get("/zzzzz").await.status, 404, "the 1-second window has passed");
+}
+
 /// A body over the cap sent with Content-Length is refused with 413 without being read.
-pub async fn body_over_the_cap_with_content_length_is_413(launch: Launch) {
+async fn body_over_the_cap_with_content_length_is_413(launch: Launch) {
     let t = launch(Profile::base()).await;
     if !t.caps.raw_tcp {
         return not_applicable("Content-Length over the cap", &t, "raw TCP needs plain http");
@@ -445,7 +611,7 @@ pub async fn body_over_the_cap_with_content_length_is_413(launch: Launch) {
 }
 
 /// A chunked body is cut off at the cap with 413.
-pub async fn body_over_the_cap_chunked_is_413(launch: Launch) {
+async fn body_over_the_cap_chunked_is_413(launch: Launch) {
     let t = launch(Profile::base()).await;
     if !t.caps.raw_tcp {
         return not_applicable("chunked body over the cap", &t, "raw TCP needs plain http");
@@ -472,7 +638,7 @@ pub async fn body_over_the_cap_chunked_is_413(launch: Launch) {
 
 /// A client that sends its headers one byte at a time is cut off at the header timeout, and
 /// everyone else is served meanwhile.
-pub async fn slow_headers_are_cut_off_while_others_are_served(launch: Launch) {
+async fn slow_headers_are_cut_off_while_others_are_served(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_HEADER_TIMEOUT_MS", 1000)).await;
     if !(t.caps.raw_tcp && t.caps.header_timeout && t.caps.configurable) {
         return not_applicable("slow headers", &t, "needs raw TCP and CRYPT_HEADER_TIMEOUT_MS");
@@ -503,7 +669,7 @@ pub async fn slow_headers_are_cut_off_while_others_are_served(launch: Launch) {
 }
 
 /// Many concurrent creates get distinct ids, and each reads back its own message.
-pub async fn concurrent_creates_get_distinct_ids(launch: Launch) {
+async fn concurrent_creates_get_distinct_ids(launch: Launch) {
     let t = launch(Profile::base()).await;
     let creates = (0..200).map(|i| {
         let t = &t;
@@ -518,7 +684,7 @@ pub async fn concurrent_creates_get_distinct_ids(launch: Launch) {
 }
 
 /// Many concurrent reads of one id: exactly one 200, every other a 404.
-pub async fn concurrent_reads_of_one_id_give_exactly_one_200(launch: Launch) {
+async fn concurrent_reads_of_one_id_give_exactly_one_200(launch: Launch) {
     let t = launch(Profile::base()).await;
     if !t.caps.exact_once {
         return not_applicable("exactly-once under concurrent reads", &t, "the store cannot burn atomically (KV)");
@@ -534,7 +700,7 @@ pub async fn concurrent_reads_of_one_id_give_exactly_one_200(launch: Launch) {
 }
 
 /// `/healthz` and `/readyz` answer 200 and are not rate limited.
-pub async fn health_and_readiness_answer(launch: Launch) {
+async fn health_and_readiness_answer(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 2)).await;
     for _ in 0..5 {
         let r = t.get("/healthz").await;
@@ -544,7 +710,7 @@ pub async fn health_and_readiness_answer(launch: Launch) {
 }
 
 /// A full store answers 507 `{"error":"Storage full"}` and evicts nothing.
-pub async fn full_store_is_507_and_keeps_what_it_has(launch: Launch) {
+async fn full_store_is_507_and_keeps_what_it_has(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_MEMORY_CAPACITY_BYTES", 8192)).await;
     if !t.caps.capacity {
         return not_applicable("full store", &t, "the store has no capacity a test can fill");
@@ -570,7 +736,7 @@ pub async fn full_store_is_507_and_keeps_what_it_has(launch: Launch) {
 }
 
 /// `CRYPT_ID_LENGTH=64` gives 64-character ids that work like any other.
-pub async fn longer_configured_ids_work(launch: Launch) {
+async fn longer_configured_ids_work(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_ID_LENGTH", 64)).await;
     if !t.caps.configurable {
         return not_applicable("id length", &t, "needs CRYPT_ID_LENGTH");

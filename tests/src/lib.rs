@@ -23,7 +23,8 @@ use std::collections::HashMap;
 
 pub use raw::{raw_exchange, RawResponse};
 
-/// Settings a check needs from the deployment it runs against, as `CRYPT_*` variables.
+/// Settings a check needs from the deployment it runs against, as `CRYPT_*` variables (or the
+/// reference's `RATE_LIMIT_PER_SECOND`).
 ///
 /// Every launcher applies the same base: rate limiting off (so checks do not trip over each
 /// other's requests) and a minimum `ttl` of 1 second (so expiry can be watched). A check that
@@ -57,6 +58,10 @@ impl Profile {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        // The reference's setting cannot stand beside the window/budget pair.
+        if self.settings.iter().any(|(k, _)| *k == "RATE_LIMIT_PER_SECOND") {
+            env.remove("CRYPT_RATE_LIMIT_MAX");
+        }
         env.extend(self.settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
         env
     }
@@ -195,8 +200,20 @@ pub fn not_applicable(check: &str, target: &Target, why: &str) {
 #[macro_export]
 macro_rules! conformance_suite {
     ($launch:path $(, #[$attr:meta])*) => {
-        $crate::conformance_suite!(@each $launch, [$(#[$attr])*];
+        $crate::checks! {@list @suite [$launch] [$(#[$attr])*]}
+    };
+}
+
+/// The list of conformance checks, written once (the `@list` arm), and what is made of it: the
+/// table [`checks::ALL`] and the tests of [`conformance_suite!`]. Every check function in
+/// [`checks`] is private, so one left out of the list is dead code, which the lints refuse.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! checks {
+    (@list $($then:tt)*) => {
+        $crate::checks! {$($then)*;
             create_answers_an_id_of_the_configured_shape,
+            ids_use_the_reference_alphabet_unless_configured,
             first_read_returns_the_message_and_destroys_it,
             unknown_ids_are_404_with_the_exact_body,
             wrong_shaped_ids_are_404,
@@ -206,16 +223,21 @@ macro_rules! conformance_suite {
             any_content_type_is_parsed_as_json,
             malformed_json_is_400,
             bad_messages_are_400,
+            reference_bodies_get_the_reference_strings,
             bad_ttls_are_400,
             ttl_is_honoured_and_reported,
             default_ttl_is_24_hours,
             api_responses_carry_json_and_security_headers,
             cors_preflight_answers_204_on_any_path,
+            preflight_with_an_empty_body_is_204,
             cors_origin_is_on_every_response,
             configured_cors_origins_are_echoed,
             wrong_methods_are_405_with_allow,
+            reference_405s_and_nothing_burned,
             unknown_paths_are_404,
             rate_limit_is_429_with_retry_after,
+            rate_limit_counts_405s_and_unknown_paths,
+            reference_rate_limit_per_second,
             body_over_the_cap_with_content_length_is_413,
             body_over_the_cap_chunked_is_413,
             slow_headers_are_cut_off_while_others_are_served,
@@ -224,15 +246,18 @@ macro_rules! conformance_suite {
             health_and_readiness_answer,
             full_store_is_507_and_keeps_what_it_has,
             longer_configured_ids_work
-        );
+        }
     };
-    (@each $launch:path, [$($attrs:tt)*]; $check:ident $(, $rest:ident)*) => {
+    (@table; $($check:ident),*) => {
+        &[$((stringify!($check), |launch| -> futures::future::LocalBoxFuture<'static, ()> { Box::pin($check(launch)) })),*]
+    };
+    (@suite [$launch:path] [$($attrs:tt)*]; $check:ident $(, $rest:ident)*) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         $($attrs)*
         async fn $check() {
-            $crate::checks::$check($launch).await;
+            $crate::checks::run(stringify!($check), $launch).await;
         }
-        $crate::conformance_suite!(@each $launch, [$($attrs)*]; $($rest),*);
+        $crate::checks! {@suite [$launch] [$($attrs)*]; $($rest),*}
     };
-    (@each $launch:path, [$($attrs:tt)*];) => {};
+    (@suite [$launch:path] [$($attrs:tt)*];) => {};
 }

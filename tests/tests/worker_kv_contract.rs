@@ -25,25 +25,7 @@ async fn run(check: &str) {
     );
 }
 
-macro_rules! kv_contract {
-    ($($check:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                run(stringify!($check)).await;
-            }
-        )*
-    };
-}
-
-kv_contract!(
-    insert_then_take_once,
-    take_of_unknown_id_is_none,
-    insert_on_a_held_id_is_taken_and_keeps_the_first,
-    largest_message_round_trips,
-    ids_are_case_sensitive,
-    concurrent_takes_yield_exactly_one,
-    concurrent_inserts_yield_exactly_one,
-    expiry_instant_is_kept,
-    ping_succeeds
-);
+// One test per check of the contract, from the one list in crypt-domain's testkit.
+crypt_domain::store_contract!(@tests |check| {
+    run(check).await;
+});

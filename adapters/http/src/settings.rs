@@ -74,9 +74,9 @@ impl<'de> Deserialize<'de> for Networks {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(|e| {
-                e.parse::<IpNet>().or_else(|_| e.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
-                    serde::de::Error::custom(format!("'{e}' is not an address or CIDR like 10.0.0.0/8"))
-                })
+                e.parse::<IpNet>()
+                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| serde::de::Error::custom(format!("'{e}' is not an address or CIDR like 10.0.0.0/8")))
             })
             .collect::<Result<_, _>>()
             .map(Networks)
@@ -276,9 +276,7 @@ impl Settings {
                          window, the reference service's setting)",
                     ));
                 }
-                (None, max, window) => {
-                    (max.unwrap_or(d.rate_limit_max), window.unwrap_or(d.rate_limit_window_secs))
-                }
+                (None, max, window) => (max.unwrap_or(d.rate_limit_max), window.unwrap_or(d.rate_limit_window_secs)),
             };
         let policy = Policy::new(Limits {
             max_message_bytes: self.max_message_bytes,
@@ -323,7 +321,10 @@ mod tests {
         assert_eq!(api.policy.id_alphabet(), IdAlphabet::Lowercase);
         assert_eq!((api.cors, api.max_body_bytes), (Cors::Any, 1_048_576));
         assert_eq!(s.listen, "127.0.0.1:8787".parse().unwrap());
-        assert_eq!((s.store, s.redis_url.as_str(), s.redis_prefix.as_str()), (StoreChoice::Memory, "redis://127.0.0.1:6379", "crypt:"));
+        assert_eq!(
+            (s.store, s.redis_url.as_str(), s.redis_prefix.as_str()),
+            (StoreChoice::Memory, "redis://127.0.0.1:6379", "crypt:")
+        );
         assert_eq!(s.memory_capacity_bytes, 268_435_456);
         assert_eq!(s.header_timeout.duration(), Duration::from_secs(10));
     }

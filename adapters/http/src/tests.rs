@@ -1,8 +1,8 @@
 use super::*;
 use crypt_domain::testkit::{FixedIds, LogLimiter, ManualClock, MapStore};
 use crypt_domain::{Limits, Policy, StoreError};
-use http::header;
 use futures::executor::block_on;
+use http::header;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -215,7 +215,10 @@ fn unexpected_failures_are_500_internal_server_error_with_the_usual_headers() {
     let (api, _) = api(Policy::default());
     for r in [api.internal_error(&HeaderMap::new()), internal_error(&HeaderMap::new())] {
         assert_eq!(r.status(), 500);
-        assert_eq!(serde_json::from_slice::<Value>(r.body()).unwrap(), serde_json::json!({"error": "Internal server error"}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(r.body()).unwrap(),
+            serde_json::json!({"error": "Internal server error"})
+        );
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");

@@ -2,21 +2,31 @@ use crate::{shard_of, SHARDS};
 use async_trait::async_trait;
 use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, WindowLog};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The domain's sliding window, per client, in this process only.
 ///
 /// Several processes each keep their own count, so behind a load balancer a client gets the
 /// budget once per process; use the Redis limiter for one global limit.
+///
+/// Its memory follows the clients seen within the last window ([`MemoryLimiter::sweep`] drops
+/// the rest), and can be capped ([`MemoryLimiter::bounded`]): a new client past the cap is let
+/// through uncounted rather than refused, so a flood of addresses cannot lock out everyone
+/// else, nor grow the map without bound.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     /// One lock per shard, held only while one client's log is updated.
     shards: Box<[Mutex<HashMap<String, WindowLog>>]>,
+    /// Clients with a log, across shards.
+    clients: AtomicUsize,
+    /// The most clients tracked at once.
+    max_clients: usize,
 }
 
 impl Default for MemoryLimiter {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Self::bounded(usize::MAX)
     }
 }
 
@@ -25,6 +35,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryLimiter {
+    /// A limiter that tracks at most `max_clients` clients at once.
+    pub fn bounded(max_clients: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            clients: AtomicUsize::new(0),
+            max_clients,
+        }
+    }
+
     /// Drops the logs of clients with no request left in the window, so memory follows the
     /// number of active clients; returns how many were dropped.
     pub fn sweep(&self, now: UnixMillis, limit: RateLimit) -> usize {
@@ -35,12 +54,13 @@ impl MemoryLimiter {
             map.retain(|_, log| !log.is_idle(now, limit));
             dropped += before - map.len();
         }
+        self.clients.fetch_sub(dropped, Ordering::Relaxed);
         dropped
     }
 
     /// Clients with a log.
     pub fn clients(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.clients.load(Ordering::Relaxed)
     }
 
     /// The decision without the async wrapper, for callers with no executor at hand.
@@ -48,7 +68,12 @@ impl MemoryLimiter {
         let mut map = lock(&self.shards[shard_of(client.as_bytes())]);
         match map.get_mut(client) {
             Some(log) => log.hit(now, limit),
-            None => map.entry(client.to_owned()).or_default().hit(now, limit),
+            // Past the cap: let it through uncounted (see the type's docs).
+            None if self.clients.load(Ordering::Relaxed) >= self.max_clients => RateDecision::Allowed,
+            None => {
+                self.clients.fetch_add(1, Ordering::Relaxed);
+                map.entry(client.to_owned()).or_default().hit(now, limit)
+            }
         }
     }
 }
@@ -79,5 +104,24 @@ mod tests {
         l.hit_now("b", 5_000, limit);
         assert_eq!(l.sweep(10_000, limit), 1);
         assert_eq!(l.clients(), 1);
+    }
+
+    #[test]
+    fn a_bounded_limiter_tracks_no_more_clients_than_its_cap() {
+        let l = MemoryLimiter::bounded(100);
+        let limit = RateLimit::of(1, 10).unwrap();
+        for i in 0..1000 {
+            l.hit_now(&format!("client-{i}"), 0, limit);
+        }
+        assert_eq!(l.clients(), 100);
+        // A tracked client is still limited; an untracked one past the cap is let through.
+        assert!(matches!(l.hit_now("client-0", 1, limit), RateDecision::Limited { .. }));
+        assert_eq!(l.hit_now("client-999", 1, limit), RateDecision::Allowed);
+        assert_eq!(l.hit_now("client-999", 2, limit), RateDecision::Allowed);
+        // Once the window has passed, a sweep makes room again.
+        assert_eq!(l.sweep(10_000, limit), 100);
+        assert_eq!(l.clients(), 0);
+        l.hit_now("late", 10_000, limit);
+        assert!(matches!(l.hit_now("late", 10_001, limit), RateDecision::Limited { .. }));
     }
 }

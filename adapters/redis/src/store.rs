@@ -399,11 +399,7 @@ impl RateLimiter for RedisStore {
             invocation.invoke_async::<u64>(&mut conn).await.map_err(unavailable)
         };
         let wait_ms = self.bounded(work).await?;
-        Ok(if wait_ms == 0 {
-            RateDecision::Allowed
-        } else {
-            RateDecision::Limited { retry_after_ms: Some(wait_ms) }
-        })
+        Ok(if wait_ms == 0 { RateDecision::Allowed } else { RateDecision::Limited { retry_after_ms: Some(wait_ms) } })
     }
 }
 

@@ -24,8 +24,8 @@ mod system;
 mod watchdog;
 
 pub use client_ip::client_ip;
+pub use crypt_http::{SettingError, Settings};
 pub use crypt_redis::RedisConfig;
 pub use serve::{spawn, Running, StartError};
-pub use crypt_http::{SettingError, Settings};
 pub use settings::{Config, StoreKind};
 pub use system::{RandomIds, SystemClock};

@@ -7,9 +7,9 @@ use crate::{client_ip, RandomIds, SystemClock};
 use bytes::Bytes;
 use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Route};
-use futures::FutureExt;
 use crypt_memory::{MemoryLimiter, MemoryStore};
 use crypt_redis::RedisStore;
+use futures::FutureExt;
 use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -104,7 +104,8 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
-            let sweeper = spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.api.policy.rate_limit());
+            let sweeper =
+                spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.api.policy.rate_limit());
             (store, limiter, Some(sweeper))
         }
         StoreKind::Redis(config) => {

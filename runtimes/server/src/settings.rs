@@ -79,7 +79,9 @@ impl Config {
     ///
     /// # Errors
     /// The first invalid setting, named.
-    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, SettingError> {
+    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, SettingError> {
         Self::from_settings(Settings::from_vars(vars)?)
     }
 
@@ -196,7 +198,10 @@ mod tests {
         assert_eq!(c.api.policy.rate_limit(), RateLimit::of(3, 1));
         let e = Config::from_sources(None, env(&[("RATE_LIMIT_PER_SECOND", "3"), ("CRYPT_RATE_LIMIT_MAX", "60")]))
             .unwrap_err();
-        assert_eq!(e.to_string().split(':').next(), Some("invalid setting RATE_LIMIT_PER_SECOND and CRYPT_RATE_LIMIT_MAX"));
+        assert_eq!(
+            e.to_string().split(':').next(),
+            Some("invalid setting RATE_LIMIT_PER_SECOND and CRYPT_RATE_LIMIT_MAX")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use crypt_domain::testkit::store;
 use worker::{Env, Request, Response, Result};
 
 pub(crate) async fn run(req: &Request, env: &Env) -> Result<Response> {
-    let kv = crate::edge::kv_store(env)?;
-    let now = worker::Date::now().as_millis();
+    let kv = crate::bindings::kv_store(env).map_err(worker::Error::RustError)?;
+    let now = crate::bindings::now_millis();
     let check = req.path().trim_start_matches("/__contract/store/").to_owned();
     if store::NEED_ATOMICITY.contains(&check.as_str()) {
         return Response::ok("not applicable: KV has no atomic read-and-delete or insert-if-absent");

@@ -1,48 +1,79 @@
 //! The fetch handler.
 
+use crate::bindings::{kv_store, now_millis, DateClock, WebCryptoIds, RATE_LIMIT_BINDING};
 use async_trait::async_trait;
 use bytes::Bytes;
-use crypt_domain::{
-    alphanumeric_id, Clock, IdSource, Policy, RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, Vault,
-};
-use crypt_http::{Api, BodyRejection, ClientInfo, Cors};
-use crypt_kv::KvMessageStore;
+use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, Vault};
+use crypt_http::{Api, BodyRejection, ClientInfo, Settings};
 use crypt_memory::MemoryLimiter;
 use futures::StreamExt;
+use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
-/// The KV namespace binding that holds the messages.
-const KV_BINDING: &str = "MESSAGES";
-/// An optional Workers rate-limiting binding, used as a global first line before the
-/// per-isolate sliding window.
-const RATE_LIMIT_BINDING: &str = "RATE_LIMITER";
+/// The most clients one isolate's limiter tracks at once. A log holds at most the budget's
+/// instants (8 bytes each), so 10,000 clients at the default 60 per window stay under 6 MB of
+/// an isolate's 128 MB; past the cap a new client is let through uncounted (see
+/// `MemoryLimiter`), and the optional global binding still applies.
+const MAX_CLIENTS: usize = 10_000;
 
-fn now_millis() -> UnixMillis {
-    worker::Date::now().as_millis()
-}
-
-struct DateClock;
-
-impl Clock for DateClock {
-    fn now(&self) -> UnixMillis {
-        now_millis()
-    }
-}
-
-/// Ids from the Web Crypto random source (`crypto.getRandomValues`).
-struct WebCryptoIds;
-
-impl IdSource for WebCryptoIds {
-    fn next_id(&self, len: usize) -> String {
-        alphanumeric_id(len, |buf| getrandom::getrandom(buf).expect("crypto.getRandomValues is available in Workers"))
-    }
+/// Everything a request needs that does not change while an isolate lives: the settings (from
+/// `[vars]`), the API with its header template, and the limiter. Built on the first request,
+/// then reused.
+struct Isolate {
+    api: Api,
+    max_body_bytes: usize,
+    limiter: Arc<MemoryLimiter>,
+    rate_limit: Option<RateLimit>,
+    /// When the limiter last dropped idle clients.
+    swept_at: Cell<UnixMillis>,
 }
 
 thread_local! {
-    /// One per isolate: it lives as long as the isolate serves requests, like the original's
-    /// in-memory map. Several isolates (and locations) each keep their own count.
-    static ISOLATE_LIMITER: Arc<MemoryLimiter> = Arc::new(MemoryLimiter::default());
+    /// One per isolate (a Worker isolate runs one thread). A failure to build it (invalid
+    /// settings, a missing binding) is kept too: every request answers 500 and logs why.
+    static ISOLATE: OnceCell<std::result::Result<Rc<Isolate>, String>> = const { OnceCell::new() };
+}
+
+fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, String> {
+    ISOLATE.with(|cell| cell.get_or_init(|| build(env).map(Rc::new)).clone())
+}
+
+fn build(env: &Env) -> std::result::Result<Isolate, String> {
+    let vars = Settings::names().iter().filter_map(|name| Some((*name, env.var(name).ok()?.to_string())));
+    let settings = Settings::from_vars(vars).and_then(|s| s.api()).map_err(|e| e.to_string())?;
+    let store = kv_store(env)?;
+    let limiter = Arc::new(MemoryLimiter::bounded(MAX_CLIENTS));
+    let edge_limiter = EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: limiter.clone() };
+    let rate_limit = settings.policy.rate_limit();
+    let vault = Vault::new(
+        Arc::new(store),
+        Arc::new(edge_limiter),
+        Arc::new(DateClock),
+        Arc::new(WebCryptoIds),
+        settings.policy,
+    );
+    Ok(Isolate {
+        api: Api::new(vault, settings.cors),
+        max_body_bytes: settings.max_body_bytes,
+        limiter,
+        rate_limit,
+        swept_at: Cell::new(now_millis()),
+    })
+}
+
+impl Isolate {
+    /// Drops idle clients from the limiter at most once a second, so its memory follows the
+    /// clients of the last window.
+    fn sweep_if_due(&self, now: UnixMillis) {
+        if let Some(limit) = self.rate_limit {
+            if now.saturating_sub(self.swept_at.get()) >= 1000 {
+                self.swept_at.set(now);
+                self.limiter.sweep(now, limit);
+            }
+        }
+    }
 }
 
 /// The global binding (when configured) first, then this isolate's sliding window.
@@ -62,94 +93,71 @@ impl RateLimiter for EdgeLimiter {
         if let Some(global) = &self.global {
             let outcome = global.limit(client.to_owned()).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
             if !outcome.success {
-                return Ok(RateDecision::Limited { retry_after_secs: limit.window_secs.max(1) });
+                // The binding does not say when its window frees up; the vault decides.
+                return Ok(RateDecision::Limited { retry_after_ms: None });
             }
         }
         Ok(self.isolate.hit_now(client, now, limit))
     }
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
-}
-
-/// The Worker's settings, or the sentence that names the bad one.
-struct EdgeSettings {
-    policy: Policy,
-    cors: Cors,
-    max_body_bytes: usize,
-}
-
-fn settings(env: &Env) -> std::result::Result<EdgeSettings, String> {
-    let policy = Policy::from_settings(|name| var(env, name)).map_err(|e| format!("invalid setting {e}"))?;
-    let cors = match var(env, "CRYPT_CORS_ORIGINS") {
-        None => Cors::Any,
-        Some(s) => Cors::parse(&s).map_err(|why| format!("invalid setting CRYPT_CORS_ORIGINS: {why}"))?,
-    };
-    let max_body_bytes = match var(env, "CRYPT_MAX_BODY_BYTES") {
-        None => 1_048_576,
-        Some(s) => s.trim().parse().map_err(|e| format!("invalid setting CRYPT_MAX_BODY_BYTES: '{s}': {e}"))?,
-    };
-    Ok(EdgeSettings { policy, cors, max_body_bytes })
-}
-
-pub(crate) fn kv_store(env: &Env) -> Result<KvMessageStore> {
-    Ok(KvMessageStore::new(env.kv(KV_BINDING)?, now_millis))
-}
-
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     #[cfg(feature = "contract-routes")]
     if req.path().starts_with("/__contract/") {
         return crate::contract::run(&req, &env).await;
     }
-    let settings = match settings(&env) {
-        Ok(s) => s,
-        Err(why) => {
-            // A misconfigured deployment: say why in the logs; the adapter answers the client.
-            worker::console_error!("crypt: {why}");
-            let headers: http::HeaderMap =
-                req.headers().entries().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
-            return to_worker(Api::misconfigured(&Cors::Any, &headers));
+    let resp = match (head_of(&req), isolate(&env)) {
+        (Ok(head), Ok(isolate)) => serve(req, head, &isolate).await,
+        (head, isolate) => {
+            // The request could not be read, or the deployment is misconfigured (a bad setting,
+            // a missing binding): say why in the log; the adapter answers the client.
+            let why = [head.as_ref().err(), isolate.as_ref().err()].into_iter().flatten().cloned().collect::<Vec<_>>();
+            worker::console_error!("crypt: {}", why.join("; "));
+            let no_headers = http::HeaderMap::new();
+            let headers = head.as_ref().map(|h| h.headers()).unwrap_or(&no_headers);
+            match isolate {
+                Ok(isolate) => isolate.api.internal_error(headers),
+                Err(_) => crypt_http::internal_error(headers),
+            }
         }
     };
-    let limiter =
-        EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: ISOLATE_LIMITER.with(Arc::clone) };
-    let vault = Vault::new(
-        Arc::new(kv_store(&env)?),
-        Arc::new(limiter),
-        Arc::new(DateClock),
-        Arc::new(WebCryptoIds),
-        settings.policy,
-    );
-    let api = Api::new(vault, settings.cors);
+    to_worker(resp).or_else(|e| {
+        worker::console_error!("crypt: could not write a response: {e}");
+        Response::error(r#"{"error":"Internal server error"}"#, 500)
+    })
+}
 
-    let mut head = http::Request::builder().method(req.method().to_string().as_str()).uri(req.path());
-    if let Ok(url) = req.url() {
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
-        head = head.uri(target);
-    }
+/// The request's method, target and headers as `http` types.
+fn head_of(req: &Request) -> std::result::Result<http::Request<()>, String> {
+    let url = req.url().map_err(|e| format!("unreadable request URL: {e}"))?;
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut head = http::Request::builder().method(req.method().to_string().as_str()).uri(target);
     for (name, value) in req.headers().entries() {
         head = head.header(name, value);
     }
-    let probe = head.body(()).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let client = ClientInfo::Named(req.headers().get("cf-connecting-ip")?.unwrap_or_else(|| "unknown".into()));
+    head.body(()).map_err(|e| format!("unreadable request head: {e}"))
+}
 
-    let body = if api.wants_body(probe.method(), probe.uri().path()) {
-        match read_body(&mut req, settings.max_body_bytes).await {
+async fn serve(mut req: Request, head: http::Request<()>, isolate: &Isolate) -> http::Response<Bytes> {
+    let api = &isolate.api;
+    isolate.sweep_if_due(now_millis());
+    let client = ClientInfo::Named(
+        head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned(),
+    );
+    let body = if api.wants_body(head.method(), head.uri().path()) {
+        match read_body(&mut req, isolate.max_body_bytes).await {
             Ok(b) => b,
-            Err(why) => {
-                return to_worker(api.reject_body(probe.headers(), why));
-            }
+            Err(why) => return api.reject_body(head.headers(), why),
         }
     } else {
         Bytes::new()
     };
-    let (parts, ()) = probe.into_parts();
-    to_worker(api.handle(http::Request::from_parts(parts, body), &client).await)
+    let (parts, ()) = head.into_parts();
+    api.handle(http::Request::from_parts(parts, body), &client).await
 }
 
 /// Bytes of a refused body read and dropped before answering. Answering with a body unread

@@ -87,9 +87,8 @@ impl<'de> MapAccess<'de> for Pairs<'de> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fault> {
         let (name, text) = &self.pairs[self.next];
         self.next += 1;
-        seed.deserialize(Text(text)).map_err(|e| {
+        seed.deserialize(Text(text)).inspect_err(|e| {
             self.failed.get_or_insert_with(|| SettingError::new(name.clone(), e.0.clone()));
-            e
         })
     }
 }
