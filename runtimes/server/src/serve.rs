@@ -118,19 +118,24 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     };
 
     let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
-    let app = Arc::new(App {
-        api: Api::new(vault, settings.api.cors.clone()),
-        trusted_proxies: settings.trusted_proxies.clone(),
-        max_body_bytes: settings.api.max_body_bytes,
-        body_timeout: settings.body_timeout,
-    });
     let store_kind = match &settings.store {
         StoreKind::Memory => "memory",
         StoreKind::Redis(c) if c.is_cluster() => "redis-cluster",
         StoreKind::Redis(_) => "redis",
     };
     tracing::info!(%addr, store = store_kind, "crypt listening on http://{addr}");
+    Ok(serve_vault(listener, vault, settings, sweeper))
+}
 
+/// Serves `vault` on `listener` in a background task until [`Running::shutdown`].
+fn serve_vault(listener: TcpListener, vault: Vault, settings: Config, sweeper: Option<JoinHandle<()>>) -> Running {
+    let addr = listener.local_addr().unwrap_or_else(|_| settings.listen);
+    let app = Arc::new(App {
+        api: Api::new(vault, settings.api.cors.clone()),
+        trusted_proxies: settings.trusted_proxies.clone(),
+        max_body_bytes: settings.api.max_body_bytes,
+        body_timeout: settings.body_timeout,
+    });
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         accept_loop(listener, app, &settings, stopped).await;
@@ -138,7 +143,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
             sweeper.abort();
         }
     });
-    Ok(Running { addr, stop: Some(stop), task })
+    Running { addr, stop: Some(stop), task }
 }
 
 /// Frees expired messages and idle rate-limit logs once a second, so memory follows what is
@@ -289,5 +294,82 @@ async fn read_body(body: Incoming, headers: &HeaderMap, max: usize, timeout: Dur
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyRejection::TooLarge),
         Err(_) => Err(BodyRejection::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use crypt_domain::testkit::{FixedIds, NoLimit};
+    use crypt_domain::{Inserted, MessageId, StoreError, StoredMessage, Ttl};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A store with a bug: every call panics.
+    struct PanickingStore;
+
+    #[async_trait]
+    impl MessageStore for PanickingStore {
+        async fn insert_new(&self, _: &MessageId, _: &StoredMessage, _: Ttl) -> Result<Inserted, StoreError> {
+            panic!("a bug in the store");
+        }
+        async fn take(&self, _: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+            panic!("a bug in the store");
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    async fn exchange(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before a whole answer: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")).and_then(|v| v.parse().ok());
+                if length.is_some_and(|len: usize| body.len() >= len) {
+                    return text;
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_is_answered_500_and_the_connection_and_server_survive() {
+        let config = Config::ephemeral();
+        let vault = Vault::new(
+            Arc::new(PanickingStore),
+            Arc::new(NoLimit),
+            Arc::new(SystemClock),
+            Arc::new(FixedIds::new(&["abcde"])),
+            config.api.policy.clone(),
+        );
+        let listener = TcpListener::bind(config.listen).await.unwrap();
+        let running = serve_vault(listener, vault, config, None);
+        let addr = running.addr();
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let body = r#"{"message":"x"}"#;
+        let create = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        for request in [create.as_str(), "GET /abcde HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            // The same kept-alive connection answers each time.
+            let resp = exchange(&mut conn, request).await;
+            assert!(resp.starts_with("HTTP/1.1 500"), "{resp}");
+            assert!(resp.ends_with(r#"{"error":"Internal server error"}"#), "{resp}");
+            assert!(resp.contains("cache-control: no-store"), "{resp}");
+            assert!(resp.contains("access-control-allow-origin: *"), "{resp}");
+            assert!(!resp.contains("a bug in the store"), "{resp}");
+        }
+        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let resp = exchange(&mut other, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        running.shutdown().await;
     }
 }

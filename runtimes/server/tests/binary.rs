@@ -113,3 +113,47 @@ fn logs_never_contain_message_text_or_ids() {
     assert!(!logs.contains(secret), "a log line holds the message");
     assert!(!logs.contains(&id), "a log line holds the id");
 }
+
+/// Starts the binary with `vars` and expects start-up to fail with exit code 2 and one line
+/// on stderr naming `names`.
+fn refuses_to_start(vars: &[(&str, &str)], names: &[&str]) {
+    let out = server().envs(vars.iter().copied()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{vars:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{vars:?}: {stderr}");
+    for name in names {
+        assert!(lines[0].contains(name), "{vars:?}: the line should name {name}: {stderr}");
+    }
+}
+
+#[test]
+fn the_reference_rate_limit_beside_the_window_pair_names_both() {
+    refuses_to_start(
+        &[("RATE_LIMIT_PER_SECOND", "3"), ("CRYPT_RATE_LIMIT_MAX", "60")],
+        &["RATE_LIMIT_PER_SECOND", "CRYPT_RATE_LIMIT_MAX"],
+    );
+    refuses_to_start(
+        &[("RATE_LIMIT_PER_SECOND", "3"), ("CRYPT_RATE_LIMIT_WINDOW_SECS", "10")],
+        &["RATE_LIMIT_PER_SECOND", "CRYPT_RATE_LIMIT_WINDOW_SECS"],
+    );
+}
+
+#[test]
+fn bad_values_of_the_reference_rate_limit_and_the_alphabet_stop_start_up() {
+    for bad in ["0", "-1", "abc", "1.5"] {
+        refuses_to_start(&[("RATE_LIMIT_PER_SECOND", bad)], &["RATE_LIMIT_PER_SECOND"]);
+    }
+    refuses_to_start(&[("CRYPT_ID_ALPHABET", "base62")], &["CRYPT_ID_ALPHABET", "a-z0-9", "A-Za-z0-9"]);
+}
+
+#[test]
+fn the_reference_rate_limit_setting_limits_per_second() {
+    let (mut child, addr, _stderr) = start(&[("RATE_LIMIT_PER_SECOND", "2")]);
+    let statuses: Vec<String> = (0..3)
+        .map(|_| http(&addr, "GET /zzzzz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[9..12].to_owned())
+        .collect();
+    assert_eq!(statuses, ["404", "404", "429"]);
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+}
