@@ -36,9 +36,19 @@ impl WranglerDev {
 
     /// Like [`WranglerDev::start`], with extra wrangler.toml text (bindings) appended.
     pub fn start_with(vars: &HashMap<String, String>, extra_config: &str) -> Self {
+        Self::start_bound(vars, extra_config, true)
+    }
+
+    /// Like [`WranglerDev::start`], without the KV namespace binding `MESSAGES`: a
+    /// misconfigured deployment.
+    pub fn start_without_kv(vars: &HashMap<String, String>) -> Self {
+        Self::start_bound(vars, "", false)
+    }
+
+    fn start_bound(vars: &HashMap<String, String>, extra_config: &str, kv: bool) -> Self {
         let mut last = String::new();
         for _ in 0..4 {
-            match Self::try_start(vars, extra_config) {
+            match Self::try_start(vars, extra_config, kv) {
                 Ok(dev) => return dev,
                 Err(output) => last = output,
             }
@@ -46,7 +56,7 @@ impl WranglerDev {
         panic!("wrangler dev did not start:\n{last}");
     }
 
-    fn try_start(vars: &HashMap<String, String>, extra_config: &str) -> Result<Self, String> {
+    fn try_start(vars: &HashMap<String, String>, extra_config: &str, kv: bool) -> Result<Self, String> {
         let root = repo_root();
         let bundle = root.join("runtimes/worker/build-test/index.js");
         assert!(
@@ -68,10 +78,13 @@ impl WranglerDev {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut config = format!(
-            "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n\
-             [[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n[vars]\n",
+            "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n",
             bundle.display()
         );
+        if kv {
+            config.push_str("[[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n");
+        }
+        config.push_str("[vars]\n");
         let mut names: Vec<_> = vars.keys().collect();
         names.sort();
         for name in names {
