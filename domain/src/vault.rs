@@ -188,10 +188,12 @@ impl Vault {
 }
 
 /// The whole seconds a limited client is told to wait: the limiter's wait rounded up (never 0,
-/// or the client would retry at once), or one whole window when the limiter cannot say.
+/// or the client would retry at once), or one whole window when the limiter cannot say. Never
+/// more than one window: concurrent requests read the clock in one order and reach the
+/// limiter in another, so a limiter can see its oldest hit a little after "now".
 fn retry_after_secs(wait_ms: Option<u64>, limit: RateLimit) -> u64 {
     match wait_ms {
-        Some(ms) => ms.div_ceil(1000).max(1),
+        Some(ms) => ms.div_ceil(1000).clamp(1, limit.window_secs()),
         None => limit.window_secs(),
     }
 }
@@ -305,6 +307,7 @@ mod tests {
         assert_eq!(retry_after_secs(Some(1000), limit), 1);
         assert_eq!(retry_after_secs(Some(1001), limit), 2);
         assert_eq!(retry_after_secs(None, limit), 60, "a limiter that cannot say: one window");
+        assert_eq!(retry_after_secs(Some(60_005), limit), 60, "never more than one window");
     }
 
     #[test]
