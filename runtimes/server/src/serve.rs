@@ -129,7 +129,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
 
 /// Serves `vault` on `listener` in a background task until [`Running::shutdown`].
 fn serve_vault(listener: TcpListener, vault: Vault, settings: Config, sweeper: Option<JoinHandle<()>>) -> Running {
-    let addr = listener.local_addr().unwrap_or_else(|_| settings.listen);
+    let addr = listener.local_addr().unwrap_or(settings.listen);
     let app = Arc::new(App {
         api: Api::new(vault, settings.api.cors.clone()),
         trusted_proxies: settings.trusted_proxies.clone(),
