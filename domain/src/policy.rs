@@ -50,13 +50,9 @@ impl Default for Limits {
 /// [`Policy::new`], so a `Policy` in hand is always valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    max_message_bytes: usize,
-    default_ttl_secs: u64,
-    min_ttl_secs: u64,
-    max_ttl_secs: u64,
-    id_length: usize,
-    id_alphabet: IdAlphabet,
-    id_attempts: u32,
+    /// The limits as given, once checked.
+    limits: Limits,
+    /// `None` when `limits.rate_limit_max` is 0.
     rate_limit: Option<RateLimit>,
 }
 
@@ -165,68 +161,47 @@ impl Policy {
                 }
             },
         };
-        Ok(Self {
-            max_message_bytes: l.max_message_bytes,
-            default_ttl_secs: l.default_ttl_secs,
-            min_ttl_secs: l.min_ttl_secs,
-            max_ttl_secs: l.max_ttl_secs,
-            id_length: l.id_length,
-            id_alphabet: l.id_alphabet,
-            id_attempts: l.id_attempts,
-            rate_limit,
-        })
+        Ok(Self { limits: l, rate_limit })
     }
 
     /// The limits this policy was built from, to change one and build again.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_message_bytes: self.max_message_bytes,
-            default_ttl_secs: self.default_ttl_secs,
-            min_ttl_secs: self.min_ttl_secs,
-            max_ttl_secs: self.max_ttl_secs,
-            id_length: self.id_length,
-            id_alphabet: self.id_alphabet,
-            id_attempts: self.id_attempts,
-            rate_limit_max: self.rate_limit.map_or(0, |r| r.max()),
-            rate_limit_window_secs: self
-                .rate_limit
-                .map_or(Limits::default().rate_limit_window_secs, |r| r.window_secs()),
-        }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Largest message, in bytes of UTF-8.
     pub fn max_message_bytes(&self) -> usize {
-        self.max_message_bytes
+        self.limits.max_message_bytes
     }
 
     /// Time to live when a request names none, in seconds.
     pub fn default_ttl_secs(&self) -> u64 {
-        self.default_ttl_secs
+        self.limits.default_ttl_secs
     }
 
     /// Smallest `ttl` a request may ask for, in seconds.
     pub fn min_ttl_secs(&self) -> u64 {
-        self.min_ttl_secs
+        self.limits.min_ttl_secs
     }
 
     /// Largest `ttl` a request may ask for, in seconds.
     pub fn max_ttl_secs(&self) -> u64 {
-        self.max_ttl_secs
+        self.limits.max_ttl_secs
     }
 
     /// Length of generated ids.
     pub fn id_length(&self) -> usize {
-        self.id_length
+        self.limits.id_length
     }
 
     /// The symbols of generated ids.
     pub fn id_alphabet(&self) -> IdAlphabet {
-        self.id_alphabet
+        self.limits.id_alphabet
     }
 
     /// Ids tried before giving up.
     pub fn id_attempts(&self) -> u32 {
-        self.id_attempts
+        self.limits.id_attempts
     }
 
     /// The rate limit per client; `None` when limiting is off.
@@ -246,14 +221,14 @@ mod tests {
         assert_eq!(p.id_length(), 5);
         assert_eq!(p.id_alphabet(), IdAlphabet::Lowercase);
         assert_eq!(p.rate_limit(), RateLimit::of(60, 60));
-        assert_eq!(p.limits(), Limits::default());
+        assert_eq!(p.limits(), &Limits::default());
     }
 
     #[test]
     fn zero_max_turns_limiting_off_whatever_the_window() {
         let p = Policy::new(Limits { rate_limit_max: 0, rate_limit_window_secs: 0, ..Limits::default() }).unwrap();
         assert_eq!(p.rate_limit(), None);
-        assert_eq!(Policy::new(p.limits()).unwrap(), p);
+        assert_eq!(Policy::new(p.limits().clone()).unwrap(), p);
     }
 
     #[test]
