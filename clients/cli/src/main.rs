@@ -1,0 +1,272 @@
+//! `crypt`: send a secret end-to-end encrypted, and open a link.
+//!
+//! ```text
+//! $ printf 'the vault code is 7421' | crypt send --ttl 1h
+//! https://crypt.example/s/k3p9x#6Jq...
+//! $ crypt open 'https://crypt.example/s/k3p9x#6Jq...'
+//! the vault code is 7421
+//! ```
+//!
+//! The secret is sealed here (crypt-envelope: AES-256-GCM, optional passphrase) before it is
+//! sent; the key travels only in the link's fragment, which is never sent to the service.
+
+mod link;
+mod service;
+
+use clap::{Parser, Subcommand};
+use crypt_envelope::{EnvelopeError, Fragment, Key};
+use link::Link;
+use service::{Service, ServiceError};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// Exit codes, as documented in the README.
+mod exit {
+    /// The service refused, failed or could not be reached.
+    pub const SERVICE: u8 = 1;
+    /// Bad usage, a bad link or input: nothing was fetched or sent.
+    pub const USAGE: u8 = 2;
+    /// The secret was fetched (so it is destroyed) but could not be opened.
+    pub const UNOPENABLE: u8 = 3;
+    /// No such secret: already read, expired, or never there.
+    pub const NOT_FOUND: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(name = "crypt", version, about = "Share a secret that can be read once, end-to-end encrypted.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encrypt a secret (from stdin or --file), store it, and print its share link.
+    Send {
+        /// The crypt service to store it on.
+        #[arg(long, env = "CRYPT_SERVER", default_value = "http://127.0.0.1:8787")]
+        server: String,
+        /// How long the secret lives unread: seconds, or with a unit (90s, 15m, 2h, 1d).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<u64>,
+        /// Also protect it with a passphrase, asked for without echo (twice).
+        #[arg(long, conflicts_with = "passphrase_file")]
+        passphrase: bool,
+        /// Also protect it with the passphrase on the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Read the secret from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Print {"link", "id", "expires_at"} as JSON instead of the bare link.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a secret (destroying it on the service), decrypt it, and write it to stdout.
+    Open {
+        /// The share link, with its `#key` part.
+        link: String,
+        /// The passphrase, from the first line of this file (otherwise asked for when needed).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// A failure with its exit code and one line for stderr.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure { code, message: message.into() }
+}
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Self {
+        let code = match &e {
+            ServiceError::Answered { status: 404, .. } => exit::NOT_FOUND,
+            _ => exit::SERVICE,
+        };
+        fail(code, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send { server, ttl, passphrase, passphrase_file, file, json } => {
+            send(&server, ttl, passphrase, passphrase_file, file, json)
+        }
+        Command::Open { link, passphrase_file } => open(&link, passphrase_file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("crypt: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}' is not a duration like 90, 90s, 15m, 2h or 1d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{text}' is not a duration like 90, 90s, 15m, 2h or 1d"))
+}
+
+/// The first line of `path`, without its line ending.
+fn passphrase_from_file(path: &PathBuf) -> Result<Zeroizing<String>, Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| fail(exit::USAGE, format!("cannot read the passphrase file {}: {e}", path.display())))?,
+    );
+    let line = Zeroizing::new(text.lines().next().unwrap_or("").to_owned());
+    if line.is_empty() {
+        return Err(fail(exit::USAGE, format!("the passphrase file {} is empty", path.display())));
+    }
+    Ok(line)
+}
+
+fn prompt(question: &str) -> Result<Zeroizing<String>, Failure> {
+    rpassword::prompt_password(question)
+        .map(Zeroizing::new)
+        .map_err(|e| fail(exit::USAGE, format!("cannot ask for the passphrase (no terminal?): {e}")))
+}
+
+fn send(
+    server: &str,
+    ttl: Option<u64>,
+    ask_passphrase: bool,
+    passphrase_file: Option<PathBuf>,
+    file: Option<PathBuf>,
+    json: bool,
+) -> Result<(), Failure> {
+    let service = Service::new(server).map_err(|e| fail(exit::USAGE, e))?;
+    let passphrase = match (ask_passphrase, &passphrase_file) {
+        (_, Some(path)) => Some(passphrase_from_file(path)?),
+        (true, None) => {
+            let first = prompt("Passphrase: ")?;
+            if first.is_empty() {
+                return Err(fail(exit::USAGE, "the passphrase is empty"));
+            }
+            if *prompt("Passphrase again: ")? != *first {
+                return Err(fail(exit::USAGE, "the two passphrases differ; nothing was sent"));
+            }
+            Some(first)
+        }
+        (false, None) => None,
+    };
+    let mut secret = Zeroizing::new(Vec::new());
+    match &file {
+        Some(path) => {
+            *secret =
+                std::fs::read(path).map_err(|e| fail(exit::USAGE, format!("cannot read {}: {e}", path.display())))?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("Type the secret, then Ctrl-D:");
+            }
+            std::io::stdin()
+                .read_to_end(&mut secret)
+                .map_err(|e| fail(exit::USAGE, format!("cannot read stdin: {e}")))?;
+        }
+    }
+    if secret.is_empty() {
+        return Err(fail(exit::USAGE, "nothing to send: the secret is empty"));
+    }
+    let max = crypt_envelope::max_plaintext(102_400);
+    if secret.len() > max {
+        return Err(fail(
+            exit::USAGE,
+            format!("the secret is {} bytes; at most {max} fit once encrypted", secret.len()),
+        ));
+    }
+    let key = Key::generate();
+    let envelope = crypt_envelope::seal(&secret, &key, passphrase.as_deref().map(String::as_str));
+    let created = service.create(&envelope, ttl)?;
+    let fragment = Fragment { key, passphrase: passphrase.is_some() };
+    let link = Link::share(service.base(), &created.id, &fragment);
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        let body = serde_json::json!({ "link": link, "id": created.id, "expires_at": created.expires_at });
+        writeln!(out, "{body}")
+    } else {
+        writeln!(out, "{link}")
+    };
+    written.map_err(|e| fail(exit::SERVICE, format!("the secret is stored but its link could not be written: {e}")))
+}
+
+fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure> {
+    // Everything that can be checked before fetching is: a fetch destroys the secret.
+    let link = Link::parse(raw_link).map_err(|e| fail(exit::USAGE, e))?;
+    let fragment = match &link.fragment {
+        Some(f) => Some(Fragment::decode(f).map_err(|e| fail(exit::USAGE, format!("{e}; nothing was fetched")))?),
+        None => None,
+    };
+    let Some(fragment) = fragment else {
+        return Err(fail(
+            exit::USAGE,
+            "the link has no key (the part after '#'); ask the sender for the whole link. Nothing was fetched",
+        ));
+    };
+    let interactive = std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok();
+    let mut passphrase = match (&passphrase_file, fragment.passphrase) {
+        (Some(_), false) => {
+            return Err(fail(exit::USAGE, "this link was not sent with a passphrase; nothing was fetched"));
+        }
+        (Some(path), true) => Some(passphrase_from_file(path)?),
+        (None, true) if !interactive => {
+            return Err(fail(
+                exit::USAGE,
+                "this link needs a passphrase: run in a terminal or give --passphrase-file; nothing was fetched",
+            ));
+        }
+        (None, true) => Some(prompt("Passphrase: ")?),
+        (None, false) => None,
+    };
+    let service = Service::new(&link.base).map_err(|e| fail(exit::USAGE, e))?;
+    let message = Zeroizing::new(service.take(&link.id)?);
+    let mut tries = 1;
+    let plaintext = loop {
+        match crypt_envelope::open(&message, &fragment.key, passphrase.as_deref().map(String::as_str)) {
+            Ok(plaintext) => break Zeroizing::new(plaintext),
+            Err(EnvelopeError::NotAnEnvelope) => {
+                eprintln!("crypt: warning: this secret was not end-to-end encrypted (the service saw it as it is)");
+                break Zeroizing::new(message.as_bytes().to_vec());
+            }
+            Err(EnvelopeError::CannotDecrypt) if passphrase_file.is_none() && fragment.passphrase && tries < 3 => {
+                eprintln!("crypt: wrong passphrase, try again");
+                passphrase = Some(prompt("Passphrase: ")?);
+                tries += 1;
+            }
+            Err(e) => {
+                return Err(fail(
+                    exit::UNOPENABLE,
+                    format!("{e}. The secret was destroyed on the service when it was fetched"),
+                ))
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&plaintext)
+        .and_then(|()| out.flush())
+        .map_err(|e| fail(exit::UNOPENABLE, format!("cannot write the secret: {e}")))
+}

@@ -1,0 +1,124 @@
+//! The crypt HTTP API, as this command uses it.
+
+use std::time::Duration;
+
+/// What went wrong talking to the service. Its `Display` shows the service's own words.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// No answer: the address is wrong, the service is down, or the network failed.
+    Unreachable(String),
+    /// The service answered with an error.
+    Answered {
+        /// The HTTP status.
+        status: u16,
+        /// Its `error` string, as written.
+        error: String,
+        /// Its `detail`, when it gave one.
+        detail: Option<String>,
+    },
+    /// An answer that is not what the API promises.
+    Unexpected(String),
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::Unreachable(why) => write!(f, "cannot reach the service: {why}"),
+            ServiceError::Answered { status: 404, error, .. } => write!(
+                f,
+                "no such secret: it was already read, it expired, or the link is wrong (the service answered 404: {error})"
+            ),
+            ServiceError::Answered { status, error, detail: Some(detail) } => {
+                write!(f, "the service answered {status}: {error} ({detail})")
+            }
+            ServiceError::Answered { status, error, detail: None } => write!(f, "the service answered {status}: {error}"),
+            ServiceError::Unexpected(why) => write!(f, "unexpected answer from the service: {why}"),
+        }
+    }
+}
+
+/// A stored secret's receipt.
+#[derive(Debug, serde::Deserialize)]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+    /// When it expires (RFC 3339), if the service says.
+    pub expires_at: Option<String>,
+}
+
+/// One crypt service.
+pub struct Service {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Service {
+    /// The service at `base` (`https://crypt.example`, maybe with a path).
+    ///
+    /// # Errors
+    /// A sentence when `base` is not an http(s) URL.
+    pub fn new(base: &str) -> Result<Self, String> {
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(format!("'{base}' is not a service URL: it should start with https://"));
+        }
+        let http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("crypt-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        Ok(Self { base, http })
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Stores `message` (already sealed) for `ttl` seconds, or the service's default.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when it was not stored.
+    pub fn create(&self, message: &str, ttl: Option<u64>) -> Result<Created, ServiceError> {
+        let mut body = serde_json::json!({ "message": message });
+        if let Some(ttl) = ttl {
+            body["ttl"] = ttl.into();
+        }
+        let resp = self.http.post(format!("{}/", self.base)).json(&body).send();
+        let text = Self::answer(resp)?;
+        serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
+    }
+
+    /// Reads and destroys the message under `id`.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when there is none or the service failed.
+    pub fn take(&self, id: &str) -> Result<String, ServiceError> {
+        #[derive(serde::Deserialize)]
+        struct Read {
+            message: String,
+        }
+        let text = Self::answer(self.http.get(format!("{}/{id}", self.base)).send())?;
+        serde_json::from_str::<Read>(&text)
+            .map(|r| r.message)
+            .map_err(|_| ServiceError::Unexpected("the read answer has no message".into()))
+    }
+
+    fn answer(resp: reqwest::Result<reqwest::blocking::Response>) -> Result<String, ServiceError> {
+        let resp = resp.map_err(|e| ServiceError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().map_err(|e| ServiceError::Unreachable(e.without_url().to_string()))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        #[derive(serde::Deserialize)]
+        struct Error {
+            error: String,
+            detail: Option<String>,
+        }
+        match serde_json::from_str::<Error>(&text) {
+            Ok(e) => Err(ServiceError::Answered { status, error: e.error, detail: e.detail }),
+            Err(_) => Err(ServiceError::Answered { status, error: format!("(not JSON) HTTP {status}"), detail: None }),
+        }
+    }
+}
