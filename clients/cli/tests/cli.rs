@@ -1,0 +1,310 @@
+//! The `crypt` command as a person runs it, against a real crypt server: what it prints, its
+//! exit codes, and that a bad link or input fetches (and so destroys) nothing.
+
+use crypt_envelope::{Fragment, Key};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+struct Crypt {
+    server: crypt_server::Running,
+    /// Runs the server; dropped (stopping it) with the fixture.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Crypt {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config =
+            crypt_server::Config::from_vars([("CRYPT_LISTEN", "127.0.0.1:0"), ("CRYPT_RATE_LIMIT_MAX", "0")]).unwrap();
+        let server = rt.block_on(crypt_server::spawn(config)).unwrap();
+        Self { server, _rt: rt }
+    }
+
+    fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Stores `message` as is, through the API (as a client that does not encrypt would).
+    fn store_raw(&self, message: &str) -> String {
+        let body = serde_json::json!({ "message": message }).to_string();
+        let resp = http("POST", &format!("{}/", self.url()), Some(&body));
+        let v: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The status of `GET /{id}` (which burns the message when it is 200).
+    fn read_status(&self, id: &str) -> u16 {
+        http("GET", &format!("{}/{id}", self.url()), None)[9..12].parse().unwrap()
+    }
+
+    fn read_message(&self, id: &str) -> String {
+        let resp = http("GET", &format!("{}/{id}", self.url()), None);
+        let v: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        v["message"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A plain HTTP/1.1 exchange (no client library between the test and the wire).
+fn http(method: &str, url: &str, body: Option<&str>) -> String {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Runs `crypt` with `args` and `stdin`, in a session of its own: no terminal to ask on.
+fn crypt(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_crypt"))
+        .args(args)
+        .env_remove("CRYPT_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setsid and crypt run");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code and that stderr is one line starting `crypt: ` and containing `words`.
+fn fails_with(o: &Output, code: i32, words: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("crypt: ") && err.contains(words), "expected {words:?} in {err:?}");
+    assert!(o.stdout.is_empty(), "nothing on stdout: {:?}", stdout(o));
+}
+
+fn passphrase_file(text: &str) -> tempfile_path::Path {
+    tempfile_path::Path::with(text)
+}
+
+mod tempfile_path {
+    /// A file in the temp directory, removed when dropped.
+    pub struct Path(std::path::PathBuf);
+    impl Path {
+        pub fn with(text: &str) -> Self {
+            static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = std::env::temp_dir().join(format!("crypt-cli-test-{}-{n}", std::process::id()));
+            std::fs::write(&p, text).unwrap();
+            Self(p)
+        }
+        pub fn as_str(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+    impl Drop for Path {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn id_of(link: &str) -> String {
+    link.trim().split("/s/").nth(1).unwrap().split('#').next().unwrap().to_owned()
+}
+
+#[test]
+fn send_then_open_round_trips_and_the_service_sees_only_ciphertext() {
+    let c = Crypt::start();
+    let secret = "the vault code is 7421\nline two, emoji 🔥";
+    let sent = crypt(&["send", "--server", &c.url()], secret.as_bytes());
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let link = stdout(&sent).trim().to_owned();
+    assert!(link.starts_with(&format!("{}/s/", c.url())), "{link}");
+    let key = link.split('#').nth(1).unwrap().to_owned();
+    assert_eq!(key.len(), 43, "{link}");
+    let opened = crypt(&["open", &link], b"");
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    assert_eq!(stdout(&opened), secret);
+    assert!(stderr(&opened).is_empty(), "{}", stderr(&opened));
+    // Burned: a second open says so, with the service's own words.
+    fails_with(&crypt(&["open", &link], b""), 4, "Message not found");
+
+    // What the service stores is an envelope that holds neither the secret nor the key.
+    let sent = crypt(&["send", "--server", &c.url()], secret.as_bytes());
+    let link = stdout(&sent);
+    let stored = c.read_message(&id_of(&link));
+    assert!(stored.starts_with("crypt1:"), "{stored}");
+    assert!(!stored.contains("vault") && !stored.contains(link.trim().split('#').nth(1).unwrap()));
+}
+
+#[test]
+fn json_output_ttl_and_a_file_as_input() {
+    let c = Crypt::start();
+    let input = passphrase_file("from a file\n");
+    let sent = crypt(&["send", "--server", &c.url(), "--ttl", "2h", "--json", "--file", input.as_str()], b"");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&sent)).unwrap();
+    let link = v["link"].as_str().unwrap();
+    assert_eq!(v["id"].as_str().unwrap(), id_of(link));
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(stdout(&crypt(&["open", link], b"")), "from a file\n");
+    let bad = crypt(&["send", "--server", &c.url(), "--ttl", "soon"], b"x");
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    // The service's own limit comes back in its own words.
+    fails_with(&crypt(&["send", "--server", &c.url(), "--ttl", "2d"], b"x"), 1, "Field 'ttl' must be a whole number");
+}
+
+#[test]
+fn passphrases_from_a_file_and_every_way_to_get_them_wrong() {
+    let c = Crypt::start();
+    let right = passphrase_file("correct horse battery staple\n");
+    let wrong = passphrase_file("Tr0ub4dor&3\n");
+    let sent = crypt(&["send", "--server", &c.url(), "--passphrase-file", right.as_str()], b"behind a passphrase");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let link = stdout(&sent).trim().to_owned();
+    assert!(link.ends_with(".p"), "the link says a passphrase is needed: {link}");
+
+    // None given, and no terminal to ask on: refused before fetching.
+    fails_with(&crypt(&["open", &link], b""), 2, "needs a passphrase");
+    // The right one opens it.
+    let opened = crypt(&["open", &link, "--passphrase-file", right.as_str()], b"");
+    assert_eq!(
+        (opened.status.code(), stdout(&opened)),
+        (Some(0), "behind a passphrase".to_owned()),
+        "{}",
+        stderr(&opened)
+    );
+
+    // The wrong one: a clear line and exit 3, never garbage.
+    let sent = crypt(&["send", "--server", &c.url(), "--passphrase-file", right.as_str()], b"second");
+    let link = stdout(&sent).trim().to_owned();
+    fails_with(&crypt(&["open", &link, "--passphrase-file", wrong.as_str()], b""), 3, "cannot decrypt");
+
+    // A passphrase where none was set: refused before fetching, the secret is still there.
+    let sent = crypt(&["send", "--server", &c.url()], b"no passphrase");
+    let link = stdout(&sent).trim().to_owned();
+    fails_with(&crypt(&["open", &link, "--passphrase-file", right.as_str()], b""), 2, "not sent with a passphrase");
+    assert_eq!(c.read_status(&id_of(&link)), 200);
+}
+
+#[test]
+fn damaged_links_fetch_nothing() {
+    let c = Crypt::start();
+    let sent = crypt(&["send", "--server", &c.url()], b"keep me");
+    let link = stdout(&sent).trim().to_owned();
+    let (url, key) = link.split_once('#').unwrap();
+    for (bad, words) in [
+        (url.to_owned(), "the link has no key"),
+        (format!("{url}#"), "the link has no key"),
+        (format!("{url}#{}", &key[..30]), "the link's key is damaged"),
+        (format!("{url}#{key}AAAA"), "the link's key is damaged"),
+        (format!("{url}#{}", key.replace(|c: char| c.is_ascii_alphabetic(), "*")), "the link's key is damaged"),
+        ("not a link".to_owned(), "is not a link"),
+        (format!("{}/{}", c.url(), id_of(&link)), "no /s/"),
+    ] {
+        fails_with(&crypt(&["open", &bad], b""), 2, words);
+    }
+    assert_eq!(c.read_status(&id_of(&link)), 200, "none of those fetched the secret");
+}
+
+#[test]
+fn damaged_secrets_are_refused_after_the_fetch() {
+    let c = Crypt::start();
+    let key = Key::generate();
+    let fragment = Fragment { key: key.clone(), passphrase: false }.encode();
+    let good = crypt_envelope::seal(b"original", &key, None);
+    // One bit flipped in the ciphertext (a character of the base64url changed).
+    let mut flipped = good.clone().into_bytes();
+    let last = flipped.len() - 5;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for (stored, words) in [
+        (flipped, "cannot decrypt"),
+        (good.replacen("crypt1:", "crypt7:", 1), "envelope version 'crypt7'"),
+        ("crypt1:%%%".to_owned(), "the secret is damaged"),
+    ] {
+        let id = c.store_raw(&stored);
+        fails_with(&crypt(&["open", &format!("{}/s/{id}#{fragment}", c.url())], b""), 3, words);
+    }
+}
+
+#[test]
+fn a_plain_text_secret_is_shown_with_a_warning() {
+    let c = Crypt::start();
+    let id = c.store_raw("stored with curl");
+    let fragment = Fragment { key: Key::generate(), passphrase: false }.encode();
+    let o = crypt(&["open", &format!("{}/s/{id}#{fragment}", c.url())], b"");
+    assert_eq!((o.status.code(), stdout(&o)), (Some(0), "stored with curl".to_owned()));
+    assert!(stderr(&o).contains("not end-to-end encrypted"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_input_and_an_absent_service_are_said_plainly() {
+    let c = Crypt::start();
+    fails_with(&crypt(&["send", "--server", &c.url()], b""), 2, "nothing to send");
+    let huge = vec![b'a'; crypt_envelope::max_plaintext(102_400) + 1];
+    fails_with(&crypt(&["send", "--server", &c.url()], &huge), 2, "at most 76750 fit");
+    let fits = vec![b'a'; crypt_envelope::max_plaintext(102_400)];
+    let sent = crypt(&["send", "--server", &c.url()], &fits);
+    assert!(sent.status.success(), "the largest secret fits: {}", stderr(&sent));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    fails_with(&crypt(&["send", "--server", &format!("http://{closed}")], b"x"), 1, "cannot reach the service");
+    fails_with(&crypt(&["send", "--server", "ftp://nope"], b"x"), 2, "not a service URL");
+}
+
+/// Runs `crypt` on a terminal (a pseudo-terminal from `script`), typing `typed` into it.
+fn crypt_on_a_terminal(args: &str, typed: &str) -> (Option<i32>, String) {
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{} {args}", env!("CARGO_BIN_EXE_crypt")), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let typed = typed.to_owned();
+    // Typed a line at a time, as a person would, each after the prompt has had time to appear.
+    let typist = std::thread::spawn(move || {
+        for line in typed.lines() {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            let _ = writeln!(stdin, "{line}");
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    typist.join().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn on_a_terminal_the_passphrase_is_asked_without_echo_and_can_be_retried() {
+    let c = Crypt::start();
+    let secret = passphrase_file("typed at a terminal");
+    let send = format!("send --server {} --passphrase --file {}", c.url(), secret.as_str());
+    let (code, screen) = crypt_on_a_terminal(&send, "open sesame\nopen sesamE\n");
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(screen.contains("the two passphrases differ; nothing was sent"), "{screen}");
+    let (code, screen) = crypt_on_a_terminal(&send, "open sesame\nopen sesame\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Passphrase again: "), "{screen}");
+    assert!(!screen.contains("open sesame"), "the passphrase was echoed: {screen}");
+    let link = screen.lines().find(|l| l.contains("/s/")).unwrap().trim().to_owned();
+    assert!(link.ends_with(".p"), "{link}");
+    let (code, screen) = crypt_on_a_terminal(&format!("open '{link}'"), "wrong guess\nopen sesame\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Passphrase: "), "{screen}");
+    assert!(screen.contains("wrong passphrase, try again"), "{screen}");
+    assert!(screen.contains("typed at a terminal"), "{screen}");
+    assert!(!screen.contains("open sesame") && !screen.contains("wrong guess"), "the passphrase was echoed: {screen}");
+}
