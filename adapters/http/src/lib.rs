@@ -10,7 +10,8 @@
 //!
 //! The modules follow the concerns: [`route`] (where a request goes), `parse` (the create
 //! body), [`error`] (every failure and its one mapping to a status and body), `headers` (the
-//! headers every answer carries), `cors`, `settings`, and `json_out` (the two hot bodies).
+//! headers every answer carries), `cors`, `settings`, `web` (the embedded page), and
+//! `json_out` (the two hot bodies).
 //!
 //! It depends on the domain and on `http`/`serde_json` only: never on hyper, tokio, a store
 //! client or the Workers runtime.
@@ -23,6 +24,7 @@ mod parse;
 mod rfc3339;
 pub mod route;
 mod settings;
+mod web;
 
 pub use cors::Cors;
 pub use error::{ApiError, BodyRejection};
@@ -63,13 +65,15 @@ pub struct Api {
     vault: Vault,
     cors: Cors,
     common: CommonHeaders,
+    pages: web::Pages,
 }
 
 impl Api {
     /// The API over `vault`, answering cross-origin requests as `cors` allows.
     pub fn new(vault: Vault, cors: Cors) -> Self {
         let common = CommonHeaders::new(&cors);
-        Self { vault, cors, common }
+        let pages = web::Pages::new(vault.policy());
+        Self { vault, cors, common, pages }
     }
 
     /// The vault behind the API.
@@ -100,7 +104,7 @@ impl Api {
     /// and may be empty otherwise.
     pub async fn handle(&self, req: Request<Bytes>, client: &ClientInfo) -> Response<Bytes> {
         let (parts, body) = req.into_parts();
-        let resp = match self.route(&parts.method, parts.uri.path(), body, client).await {
+        let resp = match self.route(&parts.method, parts.uri.path(), &parts.headers, body, client).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
@@ -111,13 +115,14 @@ impl Api {
         self.common.apply(&self.cors, req_headers, e.into_response())
     }
 
-    /// Every request but a preflight and the operations routes is counted against the rate
-    /// limit before it is routed further, 405s and unknown paths included (as the reference
-    /// service does).
+    /// Every request but a preflight, the operations routes and the pages is counted against
+    /// the rate limit before it is routed further, 405s and unknown paths included (as the
+    /// reference service does).
     async fn route(
         &self,
         method: &Method,
         path: &str,
+        headers: &HeaderMap,
         body: Bytes,
         client: &ClientInfo,
     ) -> Result<Response<Bytes>, ApiError> {
@@ -125,15 +130,22 @@ impl Api {
             return Ok(self.cors.preflight());
         }
         let route = Route::of(path);
-        if route.is_operational() {
+        if route.is_uncounted() {
             return match (route, method) {
                 (Route::Health, &Method::GET) => Ok(ok(r#"{"status":"ok"}"#)),
                 (Route::Ready, &Method::GET) => {
                     self.vault.ready().await?;
                     Ok(ok(r#"{"status":"ready"}"#))
                 }
+                (Route::Reveal, &Method::GET) => Ok(self.pages.reveal()),
+                (Route::Asset(name), &Method::GET) => self.pages.asset(name).ok_or(ApiError::RouteNotFound),
                 _ => Err(ApiError::MethodNotAllowed { allow: "GET, OPTIONS" }),
             };
+        }
+        // A browser navigating to the service gets the page to write a secret; every other
+        // `GET /` is the reference's 405.
+        if route == Route::Root && method == Method::GET && web::wants_html(headers) {
+            return Ok(self.pages.compose());
         }
         self.vault.admit(|| client.key()).await?;
         match (route, method) {

@@ -12,6 +12,10 @@ pub enum Route<'a> {
     /// `/{id}`, any path of exactly one segment: read and destroy. The id may have the wrong
     /// shape; that is a 404 later.
     Message(&'a str),
+    /// `/s/{id}`: the reveal page of a share link. It never touches the store.
+    Reveal,
+    /// `/assets/{name}`: a script or style of the pages.
+    Asset(&'a str),
     /// A path of two or more segments (`/a/b`, and `/abcde/` too): no route serves it.
     Unknown,
 }
@@ -26,14 +30,19 @@ impl<'a> Route<'a> {
             "/readyz" => Route::Ready,
             _ => match path.strip_prefix('/') {
                 Some(rest) if !rest.contains('/') => Route::Message(rest),
-                _ => Route::Unknown,
+                Some(rest) => match rest.split_once('/') {
+                    Some(("s", id)) if !id.is_empty() && !id.contains('/') => Route::Reveal,
+                    Some(("assets", name)) if !name.is_empty() && !name.contains('/') => Route::Asset(name),
+                    _ => Route::Unknown,
+                },
+                None => Route::Unknown,
             },
         }
     }
 
-    /// An operations route: never rate limited, never touches a message.
-    pub fn is_operational(&self) -> bool {
-        matches!(self, Route::Health | Route::Ready)
+    /// An operations or page route: never rate limited, never touches a message.
+    pub fn is_uncounted(&self) -> bool {
+        matches!(self, Route::Health | Route::Ready | Route::Reveal | Route::Asset(_))
     }
 
     /// A short label for logs and metrics: never the id itself.
@@ -43,6 +52,8 @@ impl<'a> Route<'a> {
             Route::Health => "healthz",
             Route::Ready => "readyz",
             Route::Message(_) => "open",
+            Route::Reveal => "reveal-page",
+            Route::Asset(_) => "asset",
             Route::Unknown => "unknown",
         }
     }
@@ -59,9 +70,11 @@ mod tests {
         assert_eq!(Route::of("/abcde"), Route::Message("abcde"));
         assert_eq!(Route::of("/%2E%2E"), Route::Message("%2E%2E"));
         assert_eq!(Route::of("/healthz"), Route::Health);
-        for unknown in ["/a/b", "/abcde/", "//", "/a/b/c"] {
+        assert_eq!(Route::of("/s/abcde"), Route::Reveal);
+        assert_eq!(Route::of("/assets/reveal.js"), Route::Asset("reveal.js"));
+        for unknown in ["/a/b", "/abcde/", "//", "/a/b/c", "/s/", "/s/a/b", "/assets/", "/assets/a/b"] {
             assert_eq!(Route::of(unknown), Route::Unknown, "{unknown}");
         }
-        assert!(Route::Ready.is_operational() && !Route::Root.is_operational());
+        assert!(Route::Ready.is_uncounted() && Route::Reveal.is_uncounted() && !Route::Root.is_uncounted());
     }
 }

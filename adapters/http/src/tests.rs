@@ -224,3 +224,66 @@ fn unexpected_failures_are_500_internal_server_error_with_the_usual_headers() {
         assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     }
 }
+
+fn get_with(api: &Api, path: &str, accept: &str) -> Response<Bytes> {
+    let req = Request::get(path).header(header::ACCEPT, accept).body(Bytes::new()).unwrap();
+    block_on(api.handle(req, &ClientInfo::Ip("192.0.2.1".parse().unwrap())))
+}
+
+const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[test]
+fn a_browser_gets_the_page_and_everyone_else_the_reference_405() {
+    let (api, _) = api(Policy::default());
+    let page = get_with(&api, "/", BROWSER);
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(page.headers()[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(String::from_utf8_lossy(page.body()).contains("<form id=\"compose\""));
+    for accept in ["application/json", "*/*", ""] {
+        let r = get_with(&api, "/", accept);
+        assert_eq!(
+            (r.status(), body(&r)["error"].as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("Method not allowed"))
+        );
+    }
+}
+
+#[test]
+fn the_reveal_page_and_assets_never_touch_the_store_or_the_rate_limit() {
+    let policy = Policy::new(Limits { rate_limit_max: 1, ..Limits::default() }).unwrap();
+    let (api, store) = api(policy);
+    store.fail(true);
+    for _ in 0..5 {
+        let r = get_with(&api, "/s/abcd1", BROWSER);
+        assert_eq!(r.status(), 200, "the store is down, yet the page is served");
+        assert!(String::from_utf8_lossy(r.body()).contains("Reveal the secret"));
+        let js = get_with(&api, "/assets/reveal.js", "*/*");
+        assert_eq!(
+            (js.status(), js.headers()[header::CONTENT_TYPE].to_str().unwrap()),
+            (StatusCode::OK, "text/javascript; charset=utf-8")
+        );
+    }
+    store.fail(false);
+    assert_eq!(call(&api, "POST", "/", r#"{"message":"x"}"#).status(), 200, "the pages spent none of the budget");
+    assert_eq!(call(&api, "GET", "/abcd1", "").status(), 429);
+}
+
+#[test]
+fn page_routes_answer_get_only_and_unknown_assets_are_not_found() {
+    let (api, _) = api(Policy::default());
+    let r = get_with(&api, "/assets/nope.js", "*/*");
+    assert_eq!((r.status(), body(&r)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")));
+    for (m, p) in [("POST", "/s/abcd1"), ("DELETE", "/assets/style.css")] {
+        let r = call(&api, m, p, "");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
+        assert_eq!(r.headers()[header::ALLOW], "GET, OPTIONS");
+    }
+    assert_eq!(call(&api, "GET", "/s/abcd1/extra", "").status(), 404);
+}

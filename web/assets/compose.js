@@ -1,0 +1,84 @@
+// The compose page: encrypt in the browser, store the envelope, show the link with its key.
+import { generateKey, seal, encodeFragment, MAX_PLAINTEXT } from "./envelope.js";
+
+const $ = (id) => document.getElementById(id);
+const form = $("compose");
+const status = $("status");
+const error = $("error");
+
+function fail(message) {
+  error.textContent = message;
+  error.hidden = false;
+  status.textContent = "";
+}
+
+/** The service's base URL: this page is its root. */
+const base = new URL(".", location.href);
+
+async function create(event) {
+  event.preventDefault();
+  error.hidden = true;
+  const secret = $("secret").value;
+  const passphrase = $("passphrase").value;
+  const plaintext = new TextEncoder().encode(secret);
+  if (secret.trim() === "") return fail("Write the secret first.");
+  if (plaintext.length > MAX_PLAINTEXT) {
+    return fail(`The secret is ${plaintext.length} bytes; at most ${MAX_PLAINTEXT} fit once encrypted.`);
+  }
+  $("create").disabled = true;
+  status.textContent = passphrase ? "Encrypting (the passphrase takes a moment)…" : "Encrypting…";
+  try {
+    const key = generateKey();
+    const envelope = await seal(plaintext, key, passphrase === "" ? null : passphrase);
+    status.textContent = "Storing…";
+    const resp = await fetch(new URL(".", base), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value) }),
+      cache: "no-store",
+    });
+    const body = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      const wait = resp.headers.get("Retry-After");
+      const why = body.error || `HTTP ${resp.status}`;
+      return fail(`The service refused: ${why}${wait ? ` (try again in ${wait} s)` : ""}.`);
+    }
+    const link = new URL(`s/${body.id}`, base);
+    link.hash = encodeFragment(key, passphrase !== "");
+    $("link").value = link.href;
+    $("expiry").textContent = body.expires_at
+      ? `Unless it is read first, it is destroyed at ${new Date(body.expires_at).toLocaleString()}.`
+      : "";
+    $("passphrase-note").hidden = passphrase === "";
+    form.hidden = true;
+    $("result").hidden = false;
+    status.textContent = "";
+    $("result-title").focus();
+    $("secret").value = "";
+    $("passphrase").value = "";
+  } catch (e) {
+    fail(`Could not create the link: ${e.message}`);
+  } finally {
+    $("create").disabled = false;
+  }
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    $("link").select();
+    document.execCommand("copy");
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
+form.addEventListener("submit", create);
+$("copy-link").addEventListener("click", () => copy($("link").value, $("copy-link")));
+$("another").addEventListener("click", () => {
+  $("result").hidden = true;
+  form.hidden = false;
+  $("secret").focus();
+});

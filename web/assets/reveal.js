@@ -1,0 +1,125 @@
+// The reveal page. Loading it touches nothing on the server: only the reveal button fetches the
+// secret (and so destroys it). Decryption happens here, with the key from the link's fragment.
+import { decodeFragment, needsPassphrase, open, EnvelopeError } from "./envelope.js";
+
+const $ = (id) => document.getElementById(id);
+const status = $("status");
+const error = $("error");
+
+// The link is {base}/s/{id}#{key}: the API is at {base}/{id}.
+const match = /^(.*)\/s\/([A-Za-z0-9]+)\/?$/.exec(location.pathname);
+const id = match ? match[2] : null;
+const apiUrl = match ? new URL(`${match[1]}/${id}`, location.origin) : null;
+
+let fragment = null;
+let envelope = null; // kept after the fetch, so a mistyped passphrase can be tried again
+
+function fail(message) {
+  error.textContent = message;
+  error.hidden = false;
+  status.textContent = "";
+}
+
+function show(text, encrypted) {
+  $("secret").value = text;
+  $("plain-warning").hidden = encrypted;
+  $("reveal-form").hidden = true;
+  $("intro").hidden = true;
+  $("no-key").hidden = true;
+  $("revealed").hidden = false;
+  error.hidden = true;
+  status.textContent = "";
+  $("revealed-title").focus();
+}
+
+function setUp() {
+  if (!id) {
+    $("reveal").disabled = true;
+    return fail("This is not a complete share link.");
+  }
+  if (location.hash === "" || location.hash === "#") {
+    $("no-key").hidden = false;
+    $("reveal").textContent = "Reveal it anyway";
+    return;
+  }
+  try {
+    fragment = decodeFragment(location.hash);
+    $("passphrase-box").hidden = !fragment.passphrase;
+  } catch (e) {
+    $("reveal").disabled = true;
+    fail(`${e.message} Ask the sender for the whole link. Nothing was fetched, so the secret is still there.`);
+  }
+}
+
+async function fetchEnvelope() {
+  status.textContent = "Fetching…";
+  const resp = await fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
+  const body = await resp.json().catch(() => ({}));
+  if (resp.status === 404) {
+    throw new Error("This secret was already read, or it expired. It cannot be shown again.");
+  }
+  if (resp.status === 429) {
+    const wait = resp.headers.get("Retry-After");
+    throw new Error(`Too many requests from here${wait ? `; try again in ${wait} s` : ""}. The secret is still there.`);
+  }
+  if (!resp.ok || typeof body.message !== "string") {
+    throw new Error(`The service could not answer (${body.error || `HTTP ${resp.status}`}); the secret is still there. Try again later.`);
+  }
+  return body.message;
+}
+
+async function reveal(event) {
+  event.preventDefault();
+  error.hidden = true;
+  const passphraseField = $("passphrase");
+  if (fragment && fragment.passphrase && passphraseField.value === "") {
+    passphraseField.focus();
+    return fail("Type the passphrase first.");
+  }
+  $("reveal").disabled = true;
+  try {
+    if (envelope === null) envelope = await fetchEnvelope();
+    let encrypted = true;
+    try {
+      needsPassphrase(envelope);
+    } catch (e) {
+      if (e instanceof EnvelopeError && e.kind === "not-an-envelope") encrypted = false;
+      else throw e;
+    }
+    if (!encrypted) return show(envelope, false);
+    if (!fragment) {
+      throw new EnvelopeError("no-key", "This secret is encrypted and the link has no key: it cannot be shown, and it is now destroyed on the server.");
+    }
+    status.textContent = fragment.passphrase ? "Decrypting (the passphrase takes a moment)…" : "Decrypting…";
+    const plaintext = await open(envelope, fragment.key, fragment.passphrase ? passphraseField.value : null);
+    show(new TextDecoder("utf-8", { fatal: false }).decode(plaintext), true);
+  } catch (e) {
+    if (e instanceof EnvelopeError && e.kind === "cannot-decrypt" && fragment && fragment.passphrase) {
+      $("reveal").textContent = "Try the passphrase again";
+      passphraseField.select();
+      return fail("Wrong passphrase. The secret is held in this page (it is gone from the server): try again, and do not reload.");
+    }
+    if (envelope !== null && e instanceof EnvelopeError) {
+      return fail(`${e.message} It is now destroyed on the server.`);
+    }
+    fail(e.message);
+  } finally {
+    $("reveal").disabled = false;
+  }
+}
+
+async function copySecret() {
+  const button = $("copy-secret");
+  try {
+    await navigator.clipboard.writeText($("secret").value);
+  } catch {
+    $("secret").select();
+    document.execCommand("copy");
+  }
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = "Copy secret"; }, 1500);
+}
+
+setUp();
+$("reveal-form").addEventListener("submit", reveal);
+$("copy-secret").addEventListener("click", copySecret);

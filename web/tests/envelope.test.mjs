@@ -1,0 +1,71 @@
+// The page's envelope module against docs/envelope-vectors.json (made by the Rust crate), with
+// Node's WebCrypto: the two implementations must agree byte for byte.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as env from "../assets/envelope.js";
+
+const { vectors } = JSON.parse(readFileSync(new URL("../../docs/envelope-vectors.json", import.meta.url)));
+const hex = (s) => Uint8Array.from(s.match(/../g).map((b) => parseInt(b, 16)));
+const text = (bytes) => new TextDecoder().decode(bytes);
+const bytes = (s) => new TextEncoder().encode(s);
+
+test("the documented vectors seal and open exactly", async () => {
+  assert.ok(vectors.length >= 4);
+  for (const v of vectors) {
+    const key = env.decodeBase64url(v.key);
+    const sealed = await env.seal(bytes(v.plaintext), key, v.passphrase, { salt: hex(v.salt_hex), nonce: hex(v.nonce_hex) });
+    assert.equal(sealed, v.envelope, v.name);
+    assert.equal(text(await env.open(v.envelope, key, v.passphrase)), v.plaintext, v.name);
+  }
+});
+
+test("a decomposed passphrase opens what a composed one sealed", async () => {
+  const key = env.generateKey();
+  const sealed = await env.seal(bytes("x"), key, "p\u00e4ssw\u00f6rd");
+  assert.equal(text(await env.open(sealed, key, "pa\u0308sswo\u0308rd")), "x");
+});
+
+test("every kind of damage is refused with its kind", async () => {
+  const key = env.generateKey();
+  const plain = await env.seal(bytes("secret"), key);
+  const locked = await env.seal(bytes("secret"), key, "hunter2");
+  const kind = async (promise) => (await promise.then(() => "opened", (e) => e.kind));
+  const body = env.decodeBase64url(plain.slice(env.PREFIX.length));
+  for (let i = 0; i < body.length; i++) {
+    const flipped = body.slice();
+    flipped[i] ^= 1;
+    assert.equal(await kind(env.open(env.PREFIX + env.encodeBase64url(flipped), key)), "cannot-decrypt", `byte ${i}`);
+  }
+  assert.equal(await kind(env.open(plain, env.generateKey())), "cannot-decrypt");
+  assert.equal(await kind(env.open(locked, key, "hunter3")), "cannot-decrypt");
+  assert.equal(await kind(env.open(locked, key)), "passphrase-required");
+  assert.equal(await kind(env.open(plain, key, "hunter2")), "no-passphrase-expected");
+  assert.equal(await kind(env.open(locked.replace(env.PREFIX_PASSPHRASE, env.PREFIX), key)), "cannot-decrypt");
+  assert.equal(await kind(env.open("crypt2:AAAA", key)), "unknown-version");
+  assert.equal(await kind(env.open("crypt1:***", key)), "damaged");
+  assert.equal(await kind(env.open("crypt1:AAAA", key)), "damaged");
+  assert.equal(await kind(env.open("just text", key)), "not-an-envelope");
+});
+
+test("fragments are read strictly", () => {
+  const key = env.generateKey();
+  const f = env.encodeFragment(key, true);
+  assert.equal(f.length, 45);
+  assert.deepEqual(env.decodeFragment("#" + f), { key, passphrase: true });
+  const bare = env.encodeFragment(key, false);
+  const kind = (s) => { try { env.decodeFragment(s); return "ok"; } catch (e) { return e.kind; } };
+  assert.equal(kind(bare.slice(0, 42)), "bad-key");
+  assert.equal(kind(bare + "AA"), "bad-key");
+  assert.equal(kind(""), "no-key");
+  assert.equal(kind("#"), "no-key");
+  assert.equal(kind(bare.replace(/[A-Za-z]/g, "+")), "bad-key");
+});
+
+test("the largest plaintext fits 102,400 bytes and one more does not", async () => {
+  const key = env.generateKey();
+  const fits = await env.seal(new Uint8Array(env.MAX_PLAINTEXT), key, "p");
+  assert.ok(fits.length <= 102400);
+  const over = await env.seal(new Uint8Array(env.MAX_PLAINTEXT + 1), key, "p");
+  assert.ok(over.length > 102400);
+});
