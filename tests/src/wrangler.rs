@@ -150,6 +150,11 @@ impl WranglerDev {
         Err(format!("never answered on port {}:\n{}", self.port, self.output.lock().unwrap().join("\n")))
     }
 
+    /// Where this instance keeps its local state (the KV namespace's data, on disk).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

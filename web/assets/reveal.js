@@ -94,6 +94,14 @@ async function reveal(event) {
     const plaintext = await open(envelope, fragment.key, fragment.passphrase ? passphraseField.value : null);
     show(new TextDecoder("utf-8", { fatal: false }).decode(plaintext), true);
   } catch (e) {
+    if (e instanceof EnvelopeError && e.kind === "passphrase-required" && fragment) {
+      // The link did not say so, but the secret has a passphrase: ask for it, and keep the
+      // fetched secret in this page.
+      fragment.passphrase = true;
+      $("passphrase-box").hidden = false;
+      passphraseField.focus();
+      return fail("This secret needs its passphrase. It is held in this page (it is gone from the server): type the passphrase and press the button again.");
+    }
     if (e instanceof EnvelopeError && e.kind === "cannot-decrypt" && fragment && fragment.passphrase) {
       $("reveal").textContent = "Try the passphrase again";
       passphraseField.select();

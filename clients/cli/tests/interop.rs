@@ -1,0 +1,287 @@
+//! The `crypt` command and the web page read each other's secrets, with and without a
+//! passphrase, on the self-hosted server (over Redis) and on the Worker (under `wrangler dev`),
+//! in a real browser: headless Chromium driven by `web/tests/browser.mjs`. Neither the secrets
+//! nor their keys ever reach the service: everything the server sent to Redis (`MONITOR`) and
+//! everything the Worker's local KV holds on disk is searched for both. Loading a share link
+//! burns nothing; each bad link and damaged secret shows a plain message and no plaintext.
+//! Screenshots land in `target/screenshots/`.
+
+use crypt_conformance::wrangler::WranglerDev;
+use crypt_envelope::{Fragment, Key};
+use crypt_redis_harness::RedisServer;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs `crypt` with `args`, stdin `input`, in a session of its own (no terminal).
+fn crypt(args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_crypt"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn passphrase_file(name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("crypt-interop-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Runs the browser script with `plan`; returns what it saw.
+fn browser(plan: Value) -> Value {
+    let mut child = Command::new("node")
+        .arg(repo().join("web/tests/browser.mjs"))
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    child.stdin.take().unwrap().write_all(plan.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser script failed (scripts/test installs chromium and playwright-core):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
+
+/// A plain HTTP/1.1 exchange; returns (status, body).
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head[9..12].parse().unwrap(), body.to_owned())
+}
+
+fn id_of(link: &str) -> String {
+    link.split("/s/").nth(1).unwrap().split('#').next().unwrap().to_owned()
+}
+
+fn key_of(link: &str) -> String {
+    link.split('#').nth(1).unwrap().trim_end_matches(".p").to_owned()
+}
+
+/// Stores `message` as is through the API, and returns its id.
+fn store_raw(base: &str, message: &str) -> String {
+    let (status, body) = http("POST", &format!("{base}/"), &[], &json!({ "message": message }).to_string());
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// Everything the interop scenario used, for the "the service never saw it" check.
+struct Used {
+    plaintexts: Vec<String>,
+    keys: Vec<String>,
+}
+
+/// The whole scenario against one service at `base`; `label` names the screenshots.
+fn scenario(base: &str, label: &str) -> Used {
+    let right = passphrase_file(&format!("{label}-right"), "correct horse battery staple\n");
+    let send = |secret: &str, passphrase: Option<&str>| -> String {
+        let mut args = vec!["send", "--server", base];
+        if let Some(p) = passphrase {
+            args.extend(["--passphrase-file", p]);
+        }
+        let (code, out, err) = crypt(&args, secret.as_bytes());
+        assert_eq!(code, Some(0), "{err}");
+        out.trim().to_owned()
+    };
+    let cli_plain = "from the command line 🔐\nsecond line";
+    let cli_locked = "command line, behind a passphrase";
+    let page_plain = "from the web page: ünïcödé, \"quotes\" and <b>markup</b>";
+    let page_locked = "web page, behind a passphrase";
+    let visit_only = "loaded by a link preview, never revealed";
+    let link_cli_plain = send(cli_plain, None);
+    let link_cli_locked = send(cli_locked, Some(&right));
+    let link_visit = send(visit_only, None);
+    let never_read = "sent and never read, so it stays in the store";
+    let link_never_read = send(never_read, Some(&right));
+    let page_never_read = "written in the page and never read";
+
+    // Bad links and damaged secrets, each with what the page must say.
+    // Each bad link to a secret of its own: checking that it is still there reads it.
+    let bad_key_link = |cut: fn(&str) -> String| {
+        let link = send("kept safe by a bad link", None);
+        let (url, key) = link.split_once('#').unwrap();
+        format!("{url}#{}", cut(key))
+    };
+    let key = Key::generate();
+    let frag = Fragment { key: key.clone(), passphrase: false }.encode();
+    let frag_p = Fragment { key: key.clone(), passphrase: true }.encode();
+    let good = crypt_envelope::seal(b"flipped", &key, None);
+    let mut flipped = good.into_bytes();
+    let at = flipped.len() - 3;
+    flipped[at] = if flipped[at] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let unknown = crypt_envelope::seal(b"future", &key, None).replacen("crypt1:", "crypt9:", 1);
+    let locked_without_flag = crypt_envelope::seal(b"needs a passphrase the link forgot", &key, Some("sesame"));
+    let plain_flagged = crypt_envelope::seal(b"no passphrase here", &key, None);
+    let s = |m: &str| store_raw(base, m);
+    let bad: Vec<(String, Vec<&str>, &str, bool)> = vec![
+        // (link, passphrases typed, what the page says, is the secret still on the service after)
+        (bad_key_link(|k| k[..20].to_owned()), vec![], "damaged", true),
+        (bad_key_link(|k| format!("{k}AAAA")), vec![], "damaged", true),
+        (format!("{base}/s/{}#{frag}", s(&flipped)), vec![], "Cannot decrypt", false),
+        (format!("{base}/s/{}#{frag}", s(&unknown)), vec![], "does not know", false),
+        (format!("{base}/s/{}#{frag}", s(&locked_without_flag)), vec![], "needs its passphrase", false),
+        (format!("{base}/s/{}#{frag_p}", s(&plain_flagged)), vec!["anything"], "not sent with a passphrase", false),
+        (format!("{base}/s/{}#{frag}", s(&crypt_envelope::seal(b"x", &key, None))).replace(&frag, ""), vec![], "has no key", false),
+    ];
+
+    let mut open = vec![
+        json!({ "link": link_cli_plain }),
+        json!({ "link": link_cli_locked, "passphrases": ["Tr0ub4dor&3", "correct horse battery staple"] }),
+    ];
+    open.extend(bad.iter().map(|(link, pp, _, _)| json!({ "link": link, "passphrases": pp })));
+    open.push(json!({ "link": format!("{base}/s/{}#{frag}", s("stored as plain text by curl")) }));
+    let plan = json!({
+        "base": base,
+        "shots": repo().join(format!("target/screenshots/{label}")).to_string_lossy(),
+        "compose": [
+            { "secret": page_plain },
+            { "secret": page_locked, "passphrase": "correct horse battery staple" },
+            { "secret": page_never_read },
+        ],
+        "visit": [link_visit],
+        "open": open,
+    });
+    std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
+    let seen = browser(plan);
+    assert_eq!(seen["console"], json!([]), "the page logged errors");
+
+    // The CLI's secrets open in the page; a wrong passphrase could be retried in the page.
+    let opened = seen["opened"].as_array().unwrap();
+    assert_eq!(opened[0]["text"], cli_plain);
+    assert_eq!(opened[0]["plainWarning"], false);
+    assert_eq!(opened[1]["text"], cli_locked, "{:?}", opened[1]);
+    for (i, (link, _, says, still_there)) in bad.iter().enumerate() {
+        let o = &opened[2 + i];
+        assert_eq!(o["text"], Value::Null, "nothing is ever shown for {link}: {o}");
+        let error = o["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{link}: expected {says:?}, saw {o}");
+        assert_eq!(http("GET", &format!("{base}/{}", id_of(link)), &[], "").0 == 200, *still_there, "{link}");
+    }
+    let plain = &opened[2 + bad.len()];
+    assert_eq!((plain["text"].as_str(), plain["plainWarning"].as_bool()), (Some("stored as plain text by curl"), Some(true)));
+
+    // The page's secrets open with the CLI.
+    let composed: Vec<String> = seen["composed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+    assert!(composed[0].starts_with(&format!("{base}/s/")) && !composed[0].ends_with(".p"), "{composed:?}");
+    assert!(composed[1].ends_with(".p"), "{composed:?}");
+    let (code, out, err) = crypt(&["open", &composed[0]], b"");
+    assert_eq!((code, out.as_str()), (Some(0), page_plain), "{err}");
+    let (code, out, err) = crypt(&["open", &composed[1], "--passphrase-file", &right], b"");
+    assert_eq!((code, out.as_str()), (Some(0), page_locked), "{err}");
+
+    // Loading a link burned nothing: it still reads, once.
+    let (status, body) = http("GET", &format!("{base}/{}", id_of(&link_visit)), &[], "");
+    assert_eq!(status, 200, "loading the share link burned it: {body}");
+
+    let mut keys: Vec<String> =
+        [&link_cli_plain, &link_cli_locked, &link_visit, &link_never_read].iter().map(|l| key_of(l)).collect();
+    keys.extend(composed.iter().map(|l| key_of(l)));
+    Used {
+        plaintexts: [cli_plain, cli_locked, page_plain, page_locked, visit_only, never_read, page_never_read]
+            .map(str::to_owned)
+            .to_vec(),
+        keys,
+    }
+}
+
+fn assert_never_seen(haystack: &str, used: &Used, what: &str) {
+    assert!(!haystack.is_empty(), "{what} is empty: the check would prove nothing");
+    for secret in &used.plaintexts {
+        for line in secret.lines() {
+            assert!(!haystack.contains(line), "{what} holds the plaintext {line:?}");
+        }
+    }
+    for key in &used.keys {
+        assert!(!haystack.contains(key.as_str()), "{what} holds a key");
+    }
+}
+
+#[test]
+fn page_and_cli_read_each_other_on_the_server_and_redis_never_sees_a_secret_or_key() {
+    let redis = RedisServer::start();
+    // Everything the server sends to Redis, as Redis received it.
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    let seen_by_redis = Arc::new(Mutex::new(String::new()));
+    let sink = seen_by_redis.clone();
+    let reader = BufReader::new(monitor.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = crypt_server::Config::from_vars([
+        ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
+        ("CRYPT_RATE_LIMIT_MAX", "0".to_owned()),
+        ("CRYPT_STORE", "redis".to_owned()),
+        ("CRYPT_REDIS_URL", redis.url()),
+    ])
+    .unwrap();
+    let server = rt.block_on(crypt_server::spawn(config)).unwrap();
+    let used = scenario(&server.url(), "server");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = monitor.kill();
+    let log = seen_by_redis.lock().unwrap().clone();
+    assert!(log.contains("GETDEL") && log.contains("crypt1"), "MONITOR saw the traffic: {}", &log[..log.len().min(500)]);
+    assert_never_seen(&log, &used, "what the server sent to Redis");
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn page_and_cli_read_each_other_on_the_worker_and_kv_never_holds_a_secret_or_key() {
+    let dev = WranglerDev::start(&HashMap::from([("CRYPT_RATE_LIMIT_MAX".to_owned(), "0".to_owned())]));
+    let used = scenario(&dev.url(), "worker");
+    // Everything the local KV wrote to disk.
+    let mut stored = String::new();
+    let mut stack = vec![dev.state_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                stored.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    assert!(stored.contains("crypt1"), "the unread secrets were found in the KV state on disk");
+    assert_never_seen(&stored, &used, "the Worker's KV on disk");
+    assert_never_seen(&format!("(log) {}", dev.output.lock().unwrap().join("\n")), &used, "the Worker's log");
+}
