@@ -745,3 +745,69 @@ async fn longer_configured_ids_work(launch: Launch) {
     assert_eq!(id.len(), 64);
     assert_eq!(t.get(&format!("/{id}")).await.status, 200);
 }
+
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+/// A browser asking for `/` gets the page to write a secret, with a strict CSP; every other
+/// `GET /` is still the reference's 405. The page's assets come from the service itself.
+async fn the_page_is_for_browsers_and_loads_only_its_own_assets(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let page = t.send("GET", "/", None, &[("accept", BROWSER_ACCEPT)]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    let csp = page.header("content-security-policy");
+    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(
+        (page.header("referrer-policy").as_str(), page.header("cache-control").as_str()),
+        ("no-referrer", "no-store")
+    );
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let assets: Vec<&str> = html.split('"').filter(|s| s.starts_with("assets/")).collect();
+    assert!(assets.len() >= 3, "{assets:?}");
+    for asset in assets {
+        let r = t.get(&format!("/{asset}")).await;
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(
+            r.header("content-type").starts_with("text/") || r.header("content-type") == "image/svg+xml",
+            "{asset}"
+        );
+    }
+    let api = t.send("GET", "/", None, &[("accept", "application/json")]).await;
+    assert_eq!((api.status, error_of(&api)), (405, "Method not allowed".to_owned()));
+}
+
+/// Chat apps and mail scanners fetch a share link to preview it: the reveal page answers them
+/// and touches nothing, so the secret still reads, once, through the API afterwards.
+async fn link_preview_bots_burn_nothing(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let id = t.create("previewed by every bot").await;
+    let bots = [
+        ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "*/*"),
+        ("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", BROWSER_ACCEPT),
+        (
+            "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) SkypeUriPreview Preview/0.5 \
+             skype-url-preview@microsoft.com",
+            "text/html",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 \
+             (mail link scanner)",
+            BROWSER_ACCEPT,
+        ),
+    ];
+    let link = format!("/s/{id}");
+    for (agent, accept) in bots {
+        let r = t.send("GET", &link, None, &[("user-agent", agent), ("accept", accept)]).await;
+        assert_eq!(r.status, 200, "{agent}");
+        assert!(r.header("content-type").starts_with("text/html"), "{agent}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("previewed by every bot"));
+        let head = t.send("HEAD", &link, None, &[("user-agent", agent)]).await;
+        assert!(head.status == 200 || head.status == 405, "{agent}: HEAD {}", head.status);
+    }
+    let r = t.get(&format!("/{id}")).await;
+    assert_eq!((r.status, r.json()), (200, json!({"message": "previewed by every bot"})));
+    assert_eq!(t.get(&format!("/{id}")).await.status, 404);
+}

@@ -245,7 +245,9 @@ macro_rules! checks {
             concurrent_reads_of_one_id_give_exactly_one_200,
             health_and_readiness_answer,
             full_store_is_507_and_keeps_what_it_has,
-            longer_configured_ids_work
+            longer_configured_ids_work,
+            the_page_is_for_browsers_and_loads_only_its_own_assets,
+            link_preview_bots_burn_nothing
         }
     };
     (@table; $($check:ident),*) => {

@@ -138,7 +138,10 @@ mod tests {
             let asset = pages.asset(name).unwrap();
             let text = String::from_utf8(asset.body().to_vec()).unwrap();
             let elsewhere = text.replace("http://www.w3.org/2000/svg", "");
-            assert!(!elsewhere.contains("http://") && !elsewhere.contains("https://"), "{name} loads nothing from elsewhere");
+            assert!(
+                !elsewhere.contains("http://") && !elsewhere.contains("https://"),
+                "{name} loads nothing from elsewhere"
+            );
         }
     }
 }

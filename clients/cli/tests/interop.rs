@@ -73,8 +73,12 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     let path = if path.is_empty() { "/" } else { path };
     let mut s = std::net::TcpStream::connect(host).unwrap();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-        .unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
@@ -114,8 +118,8 @@ fn scenario(base: &str, label: &str) -> Used {
         assert_eq!(code, Some(0), "{err}");
         out.trim().to_owned()
     };
-    let cli_plain = "from the command line 🔐\nsecond line";
-    let cli_locked = "command line, behind a passphrase";
+    let cli_plain = "from the command line: the vault code is 7421\nsecond line";
+    let cli_locked = "command line, behind a passphrase (emoji 🔐 too)";
     let page_plain = "from the web page: ünïcödé, \"quotes\" and <b>markup</b>";
     let page_locked = "web page, behind a passphrase";
     let visit_only = "loaded by a link preview, never revealed";
@@ -153,7 +157,12 @@ fn scenario(base: &str, label: &str) -> Used {
         (format!("{base}/s/{}#{frag}", s(&unknown)), vec![], "does not know", false),
         (format!("{base}/s/{}#{frag}", s(&locked_without_flag)), vec![], "needs its passphrase", false),
         (format!("{base}/s/{}#{frag_p}", s(&plain_flagged)), vec!["anything"], "not sent with a passphrase", false),
-        (format!("{base}/s/{}#{frag}", s(&crypt_envelope::seal(b"x", &key, None))).replace(&frag, ""), vec![], "has no key", false),
+        (
+            format!("{base}/s/{}#{frag}", s(&crypt_envelope::seal(b"x", &key, None))).replace(&frag, ""),
+            vec![],
+            "has no key",
+            false,
+        ),
     ];
 
     let mut open = vec![
@@ -190,10 +199,14 @@ fn scenario(base: &str, label: &str) -> Used {
         assert_eq!(http("GET", &format!("{base}/{}", id_of(link)), &[], "").0 == 200, *still_there, "{link}");
     }
     let plain = &opened[2 + bad.len()];
-    assert_eq!((plain["text"].as_str(), plain["plainWarning"].as_bool()), (Some("stored as plain text by curl"), Some(true)));
+    assert_eq!(
+        (plain["text"].as_str(), plain["plainWarning"].as_bool()),
+        (Some("stored as plain text by curl"), Some(true))
+    );
 
     // The page's secrets open with the CLI.
-    let composed: Vec<String> = seen["composed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+    let composed: Vec<String> =
+        seen["composed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
     assert!(composed[0].starts_with(&format!("{base}/s/")) && !composed[0].ends_with(".p"), "{composed:?}");
     assert!(composed[1].ends_with(".p"), "{composed:?}");
     let (code, out, err) = crypt(&["open", &composed[0]], b"");
@@ -259,7 +272,11 @@ fn page_and_cli_read_each_other_on_the_server_and_redis_never_sees_a_secret_or_k
     std::thread::sleep(std::time::Duration::from_millis(300));
     let _ = monitor.kill();
     let log = seen_by_redis.lock().unwrap().clone();
-    assert!(log.contains("GETDEL") && log.contains("crypt1"), "MONITOR saw the traffic: {}", &log[..log.len().min(500)]);
+    assert!(
+        log.contains("GETDEL") && log.contains("crypt1"),
+        "MONITOR saw the traffic: {}",
+        &log[..log.len().min(500)]
+    );
     assert_never_seen(&log, &used, "what the server sent to Redis");
     rt.block_on(server.shutdown());
 }
