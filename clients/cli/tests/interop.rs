@@ -271,6 +271,7 @@ fn page_and_cli_read_each_other_on_the_server_and_redis_never_sees_a_secret_or_k
     let used = scenario(&server.url(), "server");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let _ = monitor.kill();
+    let _ = monitor.wait();
     let log = seen_by_redis.lock().unwrap().clone();
     assert!(
         log.contains("GETDEL") && log.contains("crypt1"),
