@@ -811,3 +811,24 @@ async fn link_preview_bots_burn_nothing(launch: Launch) {
     assert_eq!((r.status, r.json()), (200, json!({"message": "previewed by every bot"})));
     assert_eq!(t.get(&format!("/{id}")).await.status, 404);
 }
+
+/// `GET /openapi.json` is the OpenAPI 3.1 document of the API, with or without a query string,
+/// and is never rate limited; other methods are 405.
+async fn openapi_document_is_served_and_never_limited(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 1)).await;
+    for path in ["/openapi.json", "/openapi.json?format=json", "/openapi.json"] {
+        let r = t.get(path).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), "application/json");
+        let doc = r.json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/"]["post"].is_object() && doc["paths"]["/{id}"]["get"].is_object());
+    }
+    let r = t.send("POST", "/openapi.json", Some(b"{}".to_vec()), &[]).await;
+    assert_eq!((r.status, error_of(&r)), (405, "Method not allowed".to_owned()));
+    if t.caps.configurable {
+        assert_eq!(t.get("/zzzzz").await.status, 404, "the one counted request");
+        assert_eq!(t.get("/zzzzz").await.status, 429, "the budget of 1 is spent");
+        assert_eq!(t.get("/openapi.json").await.status, 200, "the document is never limited");
+    }
+}

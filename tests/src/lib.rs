@@ -247,7 +247,8 @@ macro_rules! checks {
             full_store_is_507_and_keeps_what_it_has,
             longer_configured_ids_work,
             the_page_is_for_browsers_and_loads_only_its_own_assets,
-            link_preview_bots_burn_nothing
+            link_preview_bots_burn_nothing,
+            openapi_document_is_served_and_never_limited
         }
     };
     (@table; $($check:ident),*) => {

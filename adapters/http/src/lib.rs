@@ -38,6 +38,7 @@ use crypt_domain::Vault;
 use headers::CommonHeaders;
 use http::header::HeaderMap;
 use http::{Method, Request, Response, StatusCode};
+use std::sync::Arc;
 
 /// Who sent a request, as the runtime determined it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,45 @@ pub struct Api {
     cors: Cors,
     common: CommonHeaders,
     pages: web::Pages,
+    metrics: Option<Metrics>,
+}
+
+/// What renders the Prometheus metrics of a runtime that has them.
+#[derive(Clone)]
+pub struct Metrics(Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+impl Metrics {
+    /// Metrics rendered by `render` (OpenMetrics text).
+    pub fn new(render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        Self(Arc::new(render))
+    }
+
+    /// Serves a listener of its own that answers only `GET /metrics` (`CRYPT_METRICS_LISTEN`):
+    /// 200 with the metrics, 405 for another method, 404 for another path.
+    pub fn handle(&self, method: &Method, path: &str) -> Response<Bytes> {
+        let cors = Cors::Any;
+        let resp = match (Route::of(path), method) {
+            (Route::Metrics, &Method::GET) => self.response(),
+            (Route::Metrics, _) => ApiError::MethodNotAllowed { allow: "GET" }.into_response(),
+            _ => ApiError::RouteNotFound.into_response(),
+        };
+        CommonHeaders::new(&cors).apply(&cors, &HeaderMap::new(), resp)
+    }
+
+    fn response(&self) -> Response<Bytes> {
+        let mut resp = response(StatusCode::OK, Bytes::from((self.0)()));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        resp
+    }
 }
 
 impl Api {
@@ -73,7 +113,13 @@ impl Api {
     pub fn new(vault: Vault, cors: Cors) -> Self {
         let common = CommonHeaders::new(&cors);
         let pages = web::Pages::new(vault.policy());
-        Self { vault, cors, common, pages }
+        Self { vault, cors, common, pages, metrics: None }
+    }
+
+    /// The API that also answers `GET /metrics` with `metrics` (without it, `/metrics` is 404).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The vault behind the API.
@@ -137,6 +183,11 @@ impl Api {
                     self.vault.ready().await?;
                     Ok(ok(r#"{"status":"ready"}"#))
                 }
+                (Route::Metrics, &Method::GET) => match &self.metrics {
+                    Some(metrics) => Ok(metrics.response()),
+                    None => Err(ApiError::RouteNotFound),
+                },
+                (Route::OpenApi, &Method::GET) => Ok(openapi()),
                 (Route::Reveal, &Method::GET) => Ok(self.pages.reveal()),
                 (Route::Asset(name), &Method::GET) => self.pages.asset(name).ok_or(ApiError::RouteNotFound),
                 _ => Err(ApiError::MethodNotAllowed { allow: "GET, OPTIONS" }),
@@ -176,6 +227,13 @@ impl Api {
 pub fn internal_error(req_headers: &HeaderMap) -> Response<Bytes> {
     let cors = Cors::Any;
     CommonHeaders::new(&cors).apply(&cors, req_headers, ApiError::Internal.into_response())
+}
+
+/// `docs/openapi.json`, the API in OpenAPI 3.1.
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+fn openapi() -> Response<Bytes> {
+    response(StatusCode::OK, Bytes::from_static(OPENAPI.as_bytes()))
 }
 
 fn ok(body: &'static str) -> Response<Bytes> {

@@ -9,6 +9,10 @@ pub enum Route<'a> {
     Health,
     /// `/readyz`: the store is reachable.
     Ready,
+    /// `/metrics`: Prometheus metrics (the server only).
+    Metrics,
+    /// `/openapi.json`: the API described in OpenAPI 3.1.
+    OpenApi,
     /// `/{id}`, any path of exactly one segment: read and destroy. The id may have the wrong
     /// shape; that is a 404 later.
     Message(&'a str),
@@ -28,6 +32,8 @@ impl<'a> Route<'a> {
             "" | "/" => Route::Root,
             "/healthz" => Route::Health,
             "/readyz" => Route::Ready,
+            "/metrics" => Route::Metrics,
+            "/openapi.json" => Route::OpenApi,
             _ => match path.strip_prefix('/') {
                 Some(rest) if !rest.contains('/') => Route::Message(rest),
                 Some(rest) => match rest.split_once('/') {
@@ -42,7 +48,7 @@ impl<'a> Route<'a> {
 
     /// An operations or page route: never rate limited, never touches a message.
     pub fn is_uncounted(&self) -> bool {
-        matches!(self, Route::Health | Route::Ready | Route::Reveal | Route::Asset(_))
+        matches!(self, Route::Health | Route::Ready | Route::Metrics | Route::OpenApi | Route::Reveal | Route::Asset(_))
     }
 
     /// A short label for logs and metrics: never the id itself.
@@ -51,6 +57,8 @@ impl<'a> Route<'a> {
             Route::Root => "create",
             Route::Health => "healthz",
             Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
             Route::Message(_) => "open",
             Route::Reveal => "reveal-page",
             Route::Asset(_) => "asset",

@@ -119,6 +119,10 @@ pub struct Settings {
     /// Server: put before every Redis key.
     #[serde(rename = "CRYPT_REDIS_PREFIX")]
     pub redis_prefix: String,
+    /// Server: serve Prometheus metrics on this address only (not on the API's). Unset: on the
+    /// API's own address, at `/metrics`.
+    #[serde(rename = "CRYPT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Server: the longest one Redis command may take.
     #[serde(rename = "CRYPT_REDIS_TIMEOUT_MS")]
     pub redis_timeout: Millis,
@@ -185,6 +189,7 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "crypt:".into(),
             redis_timeout: Millis::of(2000),
+            metrics_listen: None,
             id_length: l.id_length,
             id_alphabet: l.id_alphabet,
             id_attempts: l.id_attempts,
@@ -332,7 +337,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 22);
+        assert_eq!(names.len(), 23);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }
@@ -395,6 +400,7 @@ mod tests {
             ("CRYPT_MAX_BODY_BYTES", "1000"),
             ("CRYPT_BODY_TIMEOUT_MS", "0"),
             ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
+            ("CRYPT_METRICS_LISTEN", "everywhere"),
         ];
         for (setting, value) in cases {
             let err = read(&[(setting, value)]).and_then(|s| s.api().map(|_| s)).unwrap_err();

@@ -18,6 +18,7 @@
 
 mod client_ip;
 mod linger;
+mod metrics;
 mod serve;
 mod settings;
 mod system;

@@ -1,4 +1,7 @@
 //! The `crypt-server` binary: settings, logs, serve until SIGTERM or Ctrl-C.
+//!
+//! `crypt-server healthcheck` instead asks a running server's `/healthz` (on the address its
+//! settings name) and exits 0 when it answers 200: the container image has no shell or curl.
 
 use crypt_server::{spawn, Config};
 use std::process::ExitCode;
@@ -6,7 +9,13 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck();
+    }
+    if let Err(why) = init_logs() {
+        eprintln!("crypt-server: {why}");
+        return ExitCode::from(2);
+    }
     let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
     for unknown in Config::unknown_variables(vars.iter().map(String::as_str)) {
         tracing::warn!(variable = %unknown, "ignoring unknown CRYPT_ variable (a typo?)");
@@ -31,14 +40,45 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs to stderr; `CRYPT_LOG` (or `RUST_LOG`) filters, `info` by default. Log lines never
+/// Logs to stderr; `CRYPT_LOG` (or `RUST_LOG`) filters, `info` by default; `CRYPT_LOG_FORMAT`
+/// is `text` (the default) or `json` (one object per line, for log shippers). Log lines never
 /// carry message text or whole ids: the code logs route labels and sizes only.
-fn init_logs() {
+fn init_logs() -> Result<(), String> {
     let filter = std::env::var("CRYPT_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("CRYPT_LOG_FORMAT").as_deref().map(str::trim) {
+        Err(_) | Ok("" | "text") => logs.init(),
+        Ok("json") => logs.json().flatten_event(true).init(),
+        Ok(other) => return Err(format!("invalid setting CRYPT_LOG_FORMAT: '{other}' is not one of: text, json")),
+    }
+    Ok(())
+}
+
+/// Exit 0 when the server on this configuration's address answers `/healthz` with 200.
+fn healthcheck() -> ExitCode {
+    use std::io::{Read, Write};
+    let Ok(config) = Config::load() else { return ExitCode::FAILURE };
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let answered = (|| -> std::io::Result<bool> {
+        let timeout = std::time::Duration::from_secs(2);
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        Ok(&head == b"HTTP/1.1 200")
+    })();
+    if answered.unwrap_or(false) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,7 @@
 //! The hyper server: accept, read within limits, hand to the API, shut down gracefully.
 
 use crate::linger::{LingerFlag, Lingering};
+use crate::metrics::{MeteredLimiter, MeteredStore, Metrics};
 use crate::settings::{Config, StoreKind};
 use crate::watchdog::{Activity, Counted};
 use crate::{client_ip, RandomIds, SystemClock};
@@ -29,10 +30,12 @@ use tokio::task::JoinHandle;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({setting}): {source}")]
     Bind {
-        /// The address from `CRYPT_LISTEN`.
+        /// The setting that named it: `CRYPT_LISTEN` or `CRYPT_METRICS_LISTEN`.
+        setting: &'static str,
+        /// The address.
         addr: SocketAddr,
         /// The operating system's reason.
         source: std::io::Error,
@@ -74,6 +77,7 @@ impl Running {
 /// Everything a request handler needs, shared by all connections.
 struct App {
     api: Api,
+    metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
     body_timeout: Duration,
@@ -93,19 +97,31 @@ struct Conn {
 /// # Errors
 /// [`StartError`] when the address cannot be bound.
 pub async fn spawn(settings: Config) -> Result<Running, StartError> {
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let bind = |setting, addr| async move {
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { setting, addr, source })?;
+        let bound = listener.local_addr().map_err(|source| StartError::Bind { setting, addr, source })?;
+        Ok::<_, StartError>((listener, bound))
+    };
+    let (listener, addr) = bind("CRYPT_LISTEN", settings.listen).await?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(at) => Some(bind("CRYPT_METRICS_LISTEN", at).await?),
+        None => None,
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(Metrics::new());
 
     type Ports = (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, Option<JoinHandle<()>>);
     let (store, limiter, sweeper): Ports = match &settings.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
-            let sweeper =
-                spawn_sweeper(store.clone(), limiter.clone(), clock.clone(), settings.api.policy.rate_limit());
+            let sweeper = spawn_sweeper(
+                store.clone(),
+                limiter.clone(),
+                clock.clone(),
+                settings.api.policy.rate_limit(),
+                metrics.clone(),
+            );
             (store, limiter, Some(sweeper))
         }
         StoreKind::Redis(config) => {
@@ -117,21 +133,66 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         }
     };
 
-    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
     let store_kind = match &settings.store {
         StoreKind::Memory => "memory",
         StoreKind::Redis(c) if c.is_cluster() => "redis-cluster",
         StoreKind::Redis(_) => "redis",
     };
+    let store_label = if store_kind == "memory" { "memory" } else { "redis" };
+    let store =
+        Arc::new(MeteredStore { inner: store, clock: clock.clone(), metrics: metrics.clone(), store: store_label });
+    let limiter = Arc::new(MeteredLimiter { inner: limiter, metrics: metrics.clone(), store: store_label });
+    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
+    let rendered = {
+        let metrics = metrics.clone();
+        crypt_http::Metrics::new(move || metrics.render())
+    };
+    let mut api = Api::new(vault, settings.api.cors.clone());
+    let mut tasks = sweeper.into_iter().collect::<Vec<_>>();
+    match metrics_listener {
+        // Metrics on an address of their own, not on the API's.
+        Some((listener, at)) => {
+            tracing::info!(%at, "metrics on http://{at}/metrics");
+            tasks.push(tokio::spawn(serve_metrics(listener, rendered)));
+        }
+        None => api = api.with_metrics(rendered),
+    }
     tracing::info!(%addr, store = store_kind, "crypt listening on http://{addr}");
-    Ok(serve_vault(listener, vault, settings, sweeper))
+    Ok(serve_api(listener, api, metrics, settings, tasks))
 }
 
-/// Serves `vault` on `listener` in a background task until [`Running::shutdown`].
-fn serve_vault(listener: TcpListener, vault: Vault, settings: Config, sweeper: Option<JoinHandle<()>>) -> Running {
+/// The metrics listener: `GET /metrics` and nothing else, one request at a time per connection.
+async fn serve_metrics(listener: TcpListener, metrics: crypt_http::Metrics) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let resp = metrics.handle(req.method(), req.uri().path());
+            async move { Ok::<_, Infallible>(resp.map(Full::new)) }
+        });
+        tokio::spawn(async move {
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        });
+    }
+}
+
+/// Serves `api` on `listener` in a background task until [`Running::shutdown`]; `tasks` (the
+/// sweeper, the metrics listener) are stopped with it.
+fn serve_api(
+    listener: TcpListener,
+    api: Api,
+    metrics: Arc<Metrics>,
+    settings: Config,
+    tasks: Vec<JoinHandle<()>>,
+) -> Running {
     let addr = listener.local_addr().unwrap_or(settings.listen);
     let app = Arc::new(App {
-        api: Api::new(vault, settings.api.cors.clone()),
+        api,
+        metrics,
         trusted_proxies: settings.trusted_proxies.clone(),
         max_body_bytes: settings.api.max_body_bytes,
         body_timeout: settings.body_timeout,
@@ -139,8 +200,8 @@ fn serve_vault(listener: TcpListener, vault: Vault, settings: Config, sweeper: O
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         accept_loop(listener, app, &settings, stopped).await;
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        for task in tasks {
+            task.abort();
         }
     });
     Running { addr, stop: Some(stop), task }
@@ -153,6 +214,7 @@ fn spawn_sweeper(
     limiter: Arc<MemoryLimiter>,
     clock: Arc<dyn Clock>,
     limit: Option<crypt_domain::RateLimit>,
+    metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -160,6 +222,7 @@ fn spawn_sweeper(
         loop {
             tick.tick().await;
             let expired = store.sweep();
+            metrics.memory_store(store.used_bytes(), store.len(), expired);
             if let Some(limit) = limit {
                 limiter.sweep(clock.now(), limit);
             }
@@ -248,7 +311,7 @@ async fn serve_one(conn: Arc<Conn>, req: Request<Incoming>) -> Result<Response<F
 
 async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     let (app, peer) = (&*conn.app, conn.peer);
-    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+    let started = Instant::now();
     let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
     let body = if app.api.wants_body(&parts.method, parts.uri.path()) {
@@ -263,12 +326,10 @@ async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     } else {
         Bytes::new()
     };
-    let route = started.map(|_| Route::of(parts.uri.path()).label());
+    let route = if parts.method == http::Method::OPTIONS { "preflight" } else { Route::of(parts.uri.path()).label() };
     let resp = app.api.handle(Request::from_parts(parts, body), &client).await;
-    if let (Some(started), Some(route)) = (started, route) {
-        let micros = started.elapsed().as_micros() as u64;
-        tracing::debug!(route, status = resp.status().as_u16(), micros, "request");
-    }
+    app.metrics.request(route, resp.status().as_u16(), started);
+    tracing::debug!(route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     resp
 }
 
@@ -350,7 +411,8 @@ mod tests {
             config.api.policy.clone(),
         );
         let listener = TcpListener::bind(config.listen).await.unwrap();
-        let running = serve_vault(listener, vault, config, None);
+        let api = Api::new(vault, config.api.cors.clone());
+        let running = serve_api(listener, api, Arc::new(Metrics::new()), config, Vec::new());
         let addr = running.addr();
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         let body = r#"{"message":"x"}"#;

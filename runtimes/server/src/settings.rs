@@ -41,10 +41,14 @@ pub struct Config {
     pub body_timeout: Duration,
     /// `CRYPT_SHUTDOWN_GRACE_MS`: how long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// `CRYPT_METRICS_LISTEN`: serve metrics on this address only; `None`: at `/metrics` on
+    /// the API's address.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Variables with the prefix that are not settings but are still expected.
-const ALSO_EXPECTED: [&str; 4] = ["CRYPT_CONFIG", "CRYPT_LOG", "CRYPT_BASE_URL", "CRYPT_BASE_URL_KV"];
+const ALSO_EXPECTED: [&str; 5] =
+    ["CRYPT_CONFIG", "CRYPT_LOG", "CRYPT_LOG_FORMAT", "CRYPT_BASE_URL", "CRYPT_BASE_URL_KV"];
 
 impl Config {
     /// Checks the settings and builds the configuration.
@@ -70,6 +74,7 @@ impl Config {
             header_timeout: s.header_timeout.duration(),
             body_timeout: s.body_timeout.duration(),
             shutdown_grace: s.shutdown_grace.duration(),
+            metrics_listen: s.metrics_listen,
         })
     }
 

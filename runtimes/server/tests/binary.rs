@@ -25,7 +25,8 @@ fn start(extra: &[(&str, &str)]) -> (std::process::Child, String, BufReader<std:
             break;
         }
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            // Text or JSON logs: the address is the run of address characters after the URL scheme.
+            let addr: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c)).collect();
             return (child, addr, stderr);
         }
     }
@@ -156,4 +157,33 @@ fn the_reference_rate_limit_setting_limits_per_second() {
     assert_eq!(statuses, ["404", "404", "429"]);
     terminate(&child);
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn json_logs_one_object_per_line_and_a_bad_format_stops_start_up() {
+    let (mut child, addr, mut stderr) = start(&[("CRYPT_LOG", "debug"), ("CRYPT_LOG_FORMAT", "json")]);
+    let resp = http(&addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    terminate(&child);
+    child.wait().unwrap();
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).unwrap();
+    let lines: Vec<serde_json::Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let request = lines.iter().find(|l| l["message"] == "request").expect("a request line at debug");
+    assert_eq!((request["route"].as_str(), request["status"].as_u64()), (Some("healthz"), Some(200)));
+    assert!(request["micros"].is_u64());
+    refuses_to_start(&[("CRYPT_LOG_FORMAT", "xml")], &["CRYPT_LOG_FORMAT"]);
+}
+
+#[test]
+fn the_healthcheck_command_asks_the_running_server() {
+    let (mut child, addr, _stderr) = start(&[]);
+    let check = |listen: &str| server().arg("healthcheck").env("CRYPT_LISTEN", listen).status().unwrap().code();
+    assert_eq!(check(&addr), Some(0));
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(check(&format!("0.0.0.0:{port}")), Some(0), "an unspecified address is asked on loopback");
+    terminate(&child);
+    child.wait().unwrap();
+    assert_eq!(check(&addr), Some(1), "nothing answers any more");
 }

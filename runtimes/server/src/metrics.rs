@@ -1,0 +1,224 @@
+//! Prometheus metrics (SPEC Part 2 item 5), with `prometheus-client`.
+//!
+//! Labels are route labels, status codes, operation names and error kinds only: never an id,
+//! a client address or message text. Store metrics come from decorators around the ports
+//! ([`MeteredStore`], [`MeteredLimiter`]), so no adapter knows metrics exist.
+
+use async_trait::async_trait;
+use crypt_domain::{
+    Clock, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl,
+    UnixMillis,
+};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    store: &'static str,
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// Latency buckets from 50 µs to 2.5 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.5, 13)
+}
+
+/// Every metric of one server.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabel, Histogram>,
+    created: Counter,
+    burned: Counter,
+    expired: Counter,
+    rate_limited: Counter,
+    store_errors: Family<KindLabel, Counter>,
+    store_ops: Family<OpLabels, Histogram>,
+    memory_bytes: Gauge,
+    memory_entries: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("crypt");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations =
+            Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let store_ops =
+            Family::<OpLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let m = Self {
+            registry: Registry::default(),
+            requests,
+            durations,
+            created: Counter::default(),
+            burned: Counter::default(),
+            expired: Counter::default(),
+            rate_limited: Counter::default(),
+            store_errors: Family::default(),
+            store_ops,
+            memory_bytes: Gauge::default(),
+            memory_entries: Gauge::default(),
+        };
+        registry.register("http_requests", "HTTP requests answered, by route and status", m.requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's head to its answer, by route",
+            m.durations.clone(),
+        );
+        registry.register("messages_created", "Messages stored", m.created.clone());
+        registry.register("messages_burned", "Messages read (and so destroyed)", m.burned.clone());
+        registry.register(
+            "messages_expired",
+            "Messages that expired unread (found on a read, or swept from memory)",
+            m.expired.clone(),
+        );
+        registry.register("rate_limited_requests", "Requests refused by the rate limit", m.rate_limited.clone());
+        registry.register("store_errors", "Store failures, by kind (unavailable, full)", m.store_errors.clone());
+        registry.register(
+            "store_operation_duration_seconds",
+            "Time of each store operation (one Redis command with Redis), by store and operation",
+            m.store_ops.clone(),
+        );
+        registry.register(
+            "memory_store_bytes",
+            "Bytes the memory store counts against its capacity",
+            m.memory_bytes.clone(),
+        );
+        registry.register("memory_store_entries", "Messages in the memory store", m.memory_entries.clone());
+        Self { registry, ..m }
+    }
+
+    /// One answered request.
+    pub(crate) fn request(&self, route: &'static str, status: u16, started: Instant) {
+        self.requests.get_or_create(&RequestLabels { route, status }).inc();
+        self.durations.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// What the memory store holds, and how many expired messages a sweep dropped.
+    pub(crate) fn memory_store(&self, bytes: usize, entries: usize, swept: usize) {
+        self.memory_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.memory_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.expired.inc_by(swept as u64);
+    }
+
+    fn store_error(&self, e: &StoreError) {
+        let kind = match e {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Full => "full",
+        };
+        self.store_errors.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    fn op(&self, store: &'static str, op: &'static str, started: Instant) {
+        self.store_ops.get_or_create(&OpLabels { store, op }).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A [`MessageStore`] that counts what passes through it.
+pub(crate) struct MeteredStore {
+    pub(crate) inner: Arc<dyn MessageStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// `memory` or `redis`, for the operation label.
+    pub(crate) store: &'static str,
+}
+
+#[async_trait]
+impl MessageStore for MeteredStore {
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.insert_new(id, message, ttl).await;
+        self.metrics.op(self.store, "insert", started);
+        match &result {
+            Ok(Inserted::Stored) => {
+                self.metrics.created.inc();
+            }
+            Ok(Inserted::Taken) => {}
+            Err(e) => self.metrics.store_error(e),
+        }
+        result
+    }
+
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.take(id).await;
+        self.metrics.op(self.store, "take", started);
+        match &result {
+            // The vault decides expiry with the same clock: an expired message is not served.
+            Ok(Some(m)) if m.is_expired(self.clock.now()) => {
+                self.metrics.expired.inc();
+            }
+            Ok(Some(_)) => {
+                self.metrics.burned.inc();
+            }
+            Ok(None) => {}
+            Err(e) => self.metrics.store_error(e),
+        }
+        result
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.inner.ping().await;
+        self.metrics.op(self.store, "ping", started);
+        if let Err(e) = &result {
+            self.metrics.store_error(e);
+        }
+        result
+    }
+}
+
+/// A [`RateLimiter`] that counts the requests it refuses.
+pub(crate) struct MeteredLimiter {
+    pub(crate) inner: Arc<dyn RateLimiter>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) store: &'static str,
+}
+
+#[async_trait]
+impl RateLimiter for MeteredLimiter {
+    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.hit(client, now, limit).await;
+        self.metrics.op(self.store, "rate_limit", started);
+        match &result {
+            Ok(RateDecision::Limited { .. }) => {
+                self.metrics.rate_limited.inc();
+            }
+            Ok(RateDecision::Allowed) => {}
+            Err(e) => self.metrics.store_error(e),
+        }
+        result
+    }
+}
