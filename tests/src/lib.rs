@@ -14,7 +14,9 @@
 
 pub mod checks;
 pub mod launch;
+pub mod openapi;
 mod raw;
+pub mod record;
 pub mod wrangler;
 
 use futures::future::BoxFuture;
@@ -134,6 +136,8 @@ impl Resp {
 impl Target {
     /// Sends a request and reads the whole response.
     pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Resp {
+        let method_name = method;
+        let sent = body.clone();
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         for (k, v) in headers {
@@ -146,7 +150,9 @@ impl Target {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.expect("read body").to_vec();
-        Resp { status, headers, body }
+        let resp = Resp { status, headers, body };
+        record::exchange(method_name, path, sent.as_deref(), &resp);
+        resp
     }
 
     /// `POST /` with a raw body.
