@@ -139,7 +139,15 @@ impl<'de> serde::de::Visitor<'de> for FieldVisitor<u64> {
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
         Ok(Field::Valid(v))
     }
-    wrong_types!(visit_bool(bool) => Bool, visit_i64(i64) => Number, visit_f64(f64) => Number, visit_str(&str) => String);
+    /// `60.0` is the whole number 60 (as JSON Schema and OpenAPI count it); `60.5` is not.
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+            Ok(Field::Valid(v as u64))
+        } else {
+            Ok(Field::WrongType(JsonKind::Number))
+        }
+    }
+    wrong_types!(visit_bool(bool) => Bool, visit_i64(i64) => Number, visit_str(&str) => String);
 }
 
 fn syntax(e: &serde_json::Error) -> ParseError {
@@ -214,11 +222,12 @@ mod tests {
 
     #[test]
     fn a_ttl_of_the_wrong_type_is_one_no_policy_allows() {
-        for ttl in ["-1", "1.5", "\"60\"", "true", "null", "[60]"] {
+        for ttl in ["-1", "1.5", "\"60\"", "true", "null", "[60]", "1e300"] {
             let d = parse_draft(format!(r#"{{"message":"x","ttl":{ttl}}}"#).as_bytes()).unwrap();
             assert_eq!(d.ttl_secs, Some(0), "{ttl}");
         }
         assert_eq!(parse_draft(br#"{"message":"x"}"#).unwrap().ttl_secs, None);
         assert_eq!(parse_draft(br#"{"message":"x","ttl":90}"#).unwrap().ttl_secs, Some(90));
+        assert_eq!(parse_draft(br#"{"message":"x","ttl":90.0}"#).unwrap().ttl_secs, Some(90));
     }
 }
