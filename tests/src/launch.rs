@@ -11,19 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub fn server_memory(profile: Profile) -> BoxFuture<'static, Target> {
     Box::pin(async move {
         let running = start_server(profile.env()).await;
-        Target {
-            base: running.url(),
-            caps: Caps {
-                exact_once: true,
-                capacity: true,
-                configurable: true,
-                raw_tcp: true,
-                header_timeout: true,
-                streamed_bodies: true,
-            },
-            http: client(),
-            keep: Box::new(running),
-        }
+        Target { base: running.url(), caps: Caps::SELF_HOSTED, http: client(), keep: Box::new(running) }
     })
 }
 
@@ -56,14 +44,7 @@ async fn with_redis(profile: Profile, url: String, redis: Box<dyn Any + Send + S
         base: running.url(),
         // A Redis store has no byte capacity a test can fill through the API; its 507
         // (maxmemory with noeviction) is checked in crypt-server's Redis tests.
-        caps: Caps {
-            exact_once: true,
-            capacity: false,
-            configurable: true,
-            raw_tcp: true,
-            header_timeout: true,
-            streamed_bodies: true,
-        },
+        caps: Caps { capacity: false, ..Caps::SELF_HOSTED },
         http: client(),
         // Fields drop in order: the server first, then its Redis.
         keep: Box::new((running, redis)),

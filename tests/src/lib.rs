@@ -88,6 +88,18 @@ pub struct Caps {
     pub streamed_bodies: bool,
 }
 
+impl Caps {
+    /// The self-hosted server on the memory store, started by the test: it can prove everything.
+    pub const SELF_HOSTED: Caps = Caps {
+        exact_once: true,
+        capacity: true,
+        configurable: true,
+        raw_tcp: true,
+        header_timeout: true,
+        streamed_bodies: true,
+    };
+}
+
 /// A running deployment under test.
 pub struct Target {
     /// Base URL without a trailing slash.

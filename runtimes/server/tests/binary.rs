@@ -187,3 +187,15 @@ fn the_healthcheck_command_asks_the_running_server() {
     child.wait().unwrap();
     assert_eq!(check(&addr), Some(1), "nothing answers any more");
 }
+
+#[test]
+fn a_metrics_address_that_cannot_be_bound_stops_start_up_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let out = server().env("CRYPT_LISTEN", "127.0.0.1:0").env("CRYPT_METRICS_LISTEN", &at).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("crypt-server: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("CRYPT_METRICS_LISTEN") && line.contains(&at), "{line}");
+    assert_eq!(stderr.lines().filter(|l| l.contains("CRYPT_METRICS_LISTEN")).count(), 1, "{stderr}");
+}

@@ -48,14 +48,7 @@ fn binary(profile: Profile) -> BoxFuture<'static, Target> {
             .expect("the server logs its address");
         Target {
             base: format!("http://{addr}"),
-            caps: Caps {
-                exact_once: true,
-                capacity: true,
-                configurable: true,
-                raw_tcp: true,
-                header_timeout: true,
-                streamed_bodies: true,
-            },
+            caps: Caps::SELF_HOSTED,
             http: client(),
             keep: Box::new(KillOnDrop(child)),
         }
