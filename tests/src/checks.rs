@@ -833,3 +833,47 @@ async fn openapi_document_is_served_and_never_limited(launch: Launch) {
         assert_eq!(t.get("/openapi.json").await.status, 200, "the document is never limited");
     }
 }
+
+/// With create tokens configured, `POST /` needs `Authorization: Bearer <token>` (the scheme in
+/// any case): without one, with a wrong, empty or 10 KB one, it is 401 `Unauthorized`. Reads,
+/// pages and preflights stay open: the link is the capability.
+async fn create_tokens_guard_creates_and_reads_stay_open(launch: Launch) {
+    // SHA-256 of "conformance-token".
+    let t = launch(
+        Profile::base()
+            .with("CRYPT_CREATE_TOKEN_HASHES", "b77fd4981604b694cac2ed17303e9881dcbc2af00ddd4065ac989366caeb5336"),
+    )
+    .await;
+    if !t.caps.configurable {
+        return not_applicable("create tokens", &t, "needs CRYPT_CREATE_TOKEN_HASHES");
+    }
+    let body = Some(br#"{"message":"behind a token"}"#.to_vec());
+    let long = format!("Bearer {}", "t".repeat(10_240));
+    for auth in [
+        None,
+        Some(""),
+        Some("Bearer"),
+        Some("Bearer "),
+        Some("Bearer wrong-token"),
+        Some("Basic conformance-token"),
+        Some(long.as_str()),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+        let r = t.send("POST", "/", body.clone(), &headers).await;
+        assert_eq!((r.status, error_of(&r)), (401, "Unauthorized".to_owned()), "{auth:?}");
+        assert_eq!(r.header("www-authenticate"), "Bearer");
+    }
+    let mut ids = Vec::new();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} conformance-token");
+        let r = t.send("POST", "/", body.clone(), &[("authorization", auth.as_str())]).await;
+        assert_eq!(r.status, 200, "{scheme}");
+        ids.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    for id in ids {
+        let r = t.get(&format!("/{id}")).await;
+        assert_eq!((r.status, r.json()), (200, json!({"message": "behind a token"})), "reads need no token");
+    }
+    assert_eq!(t.send("OPTIONS", "/", None, &[]).await.status, 204);
+    assert_eq!(t.send("GET", "/s/abcde", None, &[("accept", BROWSER_ACCEPT)]).await.status, 200);
+}

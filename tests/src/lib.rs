@@ -266,7 +266,8 @@ macro_rules! checks {
             longer_configured_ids_work,
             the_page_is_for_browsers_and_loads_only_its_own_assets,
             link_preview_bots_burn_nothing,
-            openapi_document_is_served_and_never_limited
+            openapi_document_is_served_and_never_limited,
+            create_tokens_guard_creates_and_reads_stay_open
         }
     };
     (@table; $($check:ident),*) => {

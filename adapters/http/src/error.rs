@@ -50,6 +50,8 @@ pub enum ApiError {
         /// Whole seconds until it may try again.
         retry_after_secs: u64,
     },
+    /// Create tokens are configured and the request has none of them.
+    Unauthorized,
     /// No message under that id (never was, already read, expired, or not an id).
     MessageNotFound,
     /// A path no route serves (two or more segments).
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::Body(BodyRejection::TooLarge) | ApiError::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Body(BodyRejection::TimedOut) => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MessageNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NoUniqueId { .. } | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +107,7 @@ impl ApiError {
             ApiError::Body(BodyRejection::TooLarge) => "Request body too large",
             ApiError::Body(BodyRejection::TimedOut) => "Request body timed out",
             ApiError::RateLimited { .. } => "Rate limit exceeded",
+            ApiError::Unauthorized => "Unauthorized",
             ApiError::MessageNotFound => "Message not found",
             ApiError::RouteNotFound => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
@@ -152,6 +156,9 @@ impl ApiError {
             }
             ApiError::RateLimited { retry_after_secs } => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Unauthorized => {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             // The rest of the body is not going to be read: the connection ends after this.
             ApiError::Body(_) => {

@@ -16,6 +16,7 @@
 //! It depends on the domain and on `http`/`serde_json` only: never on hyper, tokio, a store
 //! client or the Workers runtime.
 
+mod auth;
 mod cors;
 pub mod error;
 mod headers;
@@ -26,6 +27,7 @@ pub mod route;
 mod settings;
 mod web;
 
+pub use auth::TokenHashes;
 pub use cors::Cors;
 pub use error::{ApiError, BodyRejection};
 pub use parse::{JsonKind, ParseError};
@@ -68,6 +70,7 @@ pub struct Api {
     common: CommonHeaders,
     pages: web::Pages,
     metrics: Option<Metrics>,
+    create_tokens: TokenHashes,
 }
 
 /// What renders the Prometheus metrics of a runtime that has them.
@@ -113,7 +116,13 @@ impl Api {
     pub fn new(vault: Vault, cors: Cors) -> Self {
         let common = CommonHeaders::new(&cors);
         let pages = web::Pages::new(vault.policy());
-        Self { vault, cors, common, pages, metrics: None }
+        Self { vault, cors, common, pages, metrics: None, create_tokens: TokenHashes::default() }
+    }
+
+    /// The API that answers `POST /` only with one of `tokens` (none configured: open to all).
+    pub fn with_create_tokens(mut self, tokens: TokenHashes) -> Self {
+        self.create_tokens = tokens;
+        self
     }
 
     /// The API that also answers `GET /metrics` with `metrics` (without it, `/metrics` is 404).
@@ -200,6 +209,9 @@ impl Api {
         }
         self.vault.admit(|| client.key()).await?;
         match (route, method) {
+            (Route::Root, &Method::POST) if self.create_tokens.required() && !self.create_tokens.admits(headers) => {
+                Err(ApiError::Unauthorized)
+            }
             (Route::Root, &Method::POST) => self.create(&body).await,
             (Route::Root, _) => Err(ApiError::MethodNotAllowed { allow: "POST, OPTIONS" }),
             (Route::Message(id), &Method::GET) => self.open(id).await,

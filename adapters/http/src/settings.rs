@@ -8,7 +8,7 @@
 
 mod text;
 
-use crate::Cors;
+use crate::{Cors, TokenHashes};
 use crypt_domain::{IdAlphabet, Limits, Policy};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -80,6 +80,12 @@ impl<'de> Deserialize<'de> for Networks {
             })
             .collect::<Result<_, _>>()
             .map(Networks)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenHashes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TokenHashes::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -163,6 +169,10 @@ pub struct Settings {
     /// `*` or a comma-separated list of origins.
     #[serde(rename = "CRYPT_CORS_ORIGINS")]
     pub cors_origins: Cors,
+    /// SHA-256 hashes (hex, comma-separated) of the tokens that may create messages; unset:
+    /// anyone may. On the Worker, a secret binding (`wrangler secret put`).
+    #[serde(rename = "CRYPT_CREATE_TOKEN_HASHES")]
+    pub create_token_hashes: TokenHashes,
     /// Server: peers whose `X-Forwarded-For` is believed.
     #[serde(rename = "CRYPT_TRUSTED_PROXIES")]
     pub trusted_proxies: Networks,
@@ -202,6 +212,7 @@ impl Default for Settings {
             rate_limit_window_secs: None,
             rate_limit_per_second: None,
             cors_origins: Cors::Any,
+            create_token_hashes: TokenHashes::default(),
             trusted_proxies: Networks::default(),
             memory_capacity_bytes: 268_435_456,
             header_timeout: Millis::of(10_000),
@@ -235,6 +246,8 @@ pub struct ApiSettings {
     pub cors: Cors,
     /// Largest request body; never below the largest message.
     pub max_body_bytes: usize,
+    /// Who may create messages.
+    pub create_tokens: TokenHashes,
 }
 
 impl Settings {
@@ -304,7 +317,12 @@ impl Settings {
                 ),
             ));
         }
-        Ok(ApiSettings { policy, cors: self.cors_origins.clone(), max_body_bytes: self.max_body_bytes })
+        Ok(ApiSettings {
+            policy,
+            cors: self.cors_origins.clone(),
+            max_body_bytes: self.max_body_bytes,
+            create_tokens: self.create_token_hashes.clone(),
+        })
     }
 }
 
@@ -337,7 +355,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 23);
+        assert_eq!(names.len(), 24);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }
@@ -401,6 +419,7 @@ mod tests {
             ("CRYPT_BODY_TIMEOUT_MS", "0"),
             ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
             ("CRYPT_METRICS_LISTEN", "everywhere"),
+            ("CRYPT_CREATE_TOKEN_HASHES", "hunter2"),
         ];
         for (setting, value) in cases {
             let err = read(&[(setting, value)]).and_then(|s| s.api().map(|_| s)).unwrap_err();

@@ -63,6 +63,9 @@ enum Command {
         /// Print {"link", "id", "expires_at"} as JSON instead of the bare link.
         #[arg(long)]
         json: bool,
+        /// A create token, for a service that requires one (sent as `Authorization: Bearer`).
+        #[arg(long, env = "CRYPT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Fetch a secret (destroying it on the service), decrypt it, and write it to stdout.
     Open {
@@ -97,8 +100,11 @@ impl From<ServiceError> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send { server, ttl, passphrase, passphrase_file, file, json } => {
-            send(&server, ttl, passphrase, passphrase_file, file, json)
+        Command::Send { server, ttl, passphrase, passphrase_file, file, json, token } => {
+            let service = Service::new(&server, token.as_deref());
+            service
+                .map_err(|e| fail(exit::USAGE, e))
+                .and_then(|service| send(&service, ttl, passphrase, passphrase_file, file, json))
         }
         Command::Open { link, passphrase_file } => open(&link, passphrase_file),
     };
@@ -152,14 +158,13 @@ fn prompt(question: &str) -> Result<Zeroizing<String>, Failure> {
 }
 
 fn send(
-    server: &str,
+    service: &Service,
     ttl: Option<u64>,
     ask_passphrase: bool,
     passphrase_file: Option<PathBuf>,
     file: Option<PathBuf>,
     json: bool,
 ) -> Result<(), Failure> {
-    let service = Service::new(server).map_err(|e| fail(exit::USAGE, e))?;
     let passphrase = match (ask_passphrase, &passphrase_file) {
         (_, Some(path)) => Some(passphrase_from_file(path)?),
         (true, None) => {
@@ -242,7 +247,7 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure>
         (None, true) => Some(prompt("Passphrase: ")?),
         (None, false) => None,
     };
-    let service = Service::new(&link.base).map_err(|e| fail(exit::USAGE, e))?;
+    let service = Service::new(&link.base, None).map_err(|e| fail(exit::USAGE, e))?;
     let message = Zeroizing::new(service.take(&link.id)?);
     let mut tries = 1;
     let plaintext = loop {

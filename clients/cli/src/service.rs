@@ -50,14 +50,17 @@ pub struct Created {
 pub struct Service {
     base: String,
     http: reqwest::blocking::Client,
+    /// A create token, sent only with creates.
+    token: Option<String>,
 }
 
 impl Service {
-    /// The service at `base` (`https://crypt.example`, maybe with a path).
+    /// The service at `base` (`https://crypt.example`, maybe with a path), creating with
+    /// `token` when it requires one.
     ///
     /// # Errors
     /// A sentence when `base` is not an http(s) URL.
-    pub fn new(base: &str) -> Result<Self, String> {
+    pub fn new(base: &str, token: Option<&str>) -> Result<Self, String> {
         let base = base.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(format!("'{base}' is not a service URL: it should start with https://"));
@@ -67,7 +70,7 @@ impl Service {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("cannot set up HTTP: {e}"))?;
-        Ok(Self { base, http })
+        Ok(Self { base, http, token: token.map(str::to_owned).filter(|t| !t.is_empty()) })
     }
 
     /// The base URL, without a trailing slash.
@@ -84,7 +87,11 @@ impl Service {
         if let Some(ttl) = ttl {
             body["ttl"] = ttl.into();
         }
-        let resp = self.http.post(format!("{}/", self.base)).json(&body).send();
+        let mut req = self.http.post(format!("{}/", self.base)).json(&body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send();
         let text = Self::answer(resp)?;
         serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
     }

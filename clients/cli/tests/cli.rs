@@ -308,3 +308,40 @@ fn on_a_terminal_the_passphrase_is_asked_without_echo_and_can_be_retried() {
     assert!(screen.contains("typed at a terminal"), "{screen}");
     assert!(!screen.contains("open sesame") && !screen.contains("wrong guess"), "the passphrase was echoed: {screen}");
 }
+
+#[test]
+fn a_service_that_requires_a_create_token_gets_it_from_the_flag_or_the_environment() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // SHA-256 of "team-token", as an operator makes it.
+    let hash = {
+        use std::process::Command;
+        let out = Command::new("sh").args(["-c", "printf team-token | sha256sum"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    };
+    let config = crypt_server::Config::from_vars([
+        ("CRYPT_LISTEN", "127.0.0.1:0"),
+        ("CRYPT_RATE_LIMIT_MAX", "0"),
+        ("CRYPT_CREATE_TOKEN_HASHES", hash.as_str()),
+    ])
+    .unwrap();
+    let server = rt.block_on(crypt_server::spawn(config)).unwrap();
+    let url = server.url();
+    fails_with(&crypt(&["send", "--server", &url], b"x"), 1, "the service answered 401: Unauthorized");
+    fails_with(&crypt(&["send", "--server", &url, "--token", "wrong"], b"x"), 1, "401: Unauthorized");
+    let sent = crypt(&["send", "--server", &url, "--token", "team-token"], b"with a token");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let opened = crypt(&["open", stdout(&sent).trim()], b"");
+    assert_eq!(stdout(&opened), "with a token", "reads need no token");
+    let mut child = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_crypt"))
+        .args(["send", "--server", &url])
+        .env("CRYPT_TOKEN", "team-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from the environment").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

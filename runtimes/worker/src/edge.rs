@@ -41,7 +41,12 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, String> {
 }
 
 fn build(env: &Env) -> std::result::Result<Isolate, String> {
-    let vars = Settings::names().iter().filter_map(|name| Some((*name, env.var(name).ok()?.to_string())));
+    // A setting is a `[vars]` entry, or a secret binding (`wrangler secret put`) for the ones
+    // that should not sit in wrangler.toml, such as CRYPT_CREATE_TOKEN_HASHES.
+    let vars = Settings::names().iter().filter_map(|name| {
+        let value = env.var(name).or_else(|_| env.secret(name)).ok()?;
+        Some((*name, value.to_string()))
+    });
     let settings = Settings::from_vars(vars).and_then(|s| s.api()).map_err(|e| e.to_string())?;
     let store = kv_store(env)?;
     let limiter = Arc::new(MemoryLimiter::bounded(MAX_CLIENTS));
@@ -55,7 +60,7 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
         settings.policy,
     );
     Ok(Isolate {
-        api: Api::new(vault, settings.cors),
+        api: Api::new(vault, settings.cors).with_create_tokens(settings.create_tokens),
         max_body_bytes: settings.max_body_bytes,
         limiter,
         rate_limit,

@@ -1,0 +1,114 @@
+//! Optional create tokens (SPEC Part 2 item 8): when configured, `POST /` needs
+//! `Authorization: Bearer <token>`. The configuration holds SHA-256 hashes, never the tokens;
+//! a presented token is hashed and compared with each hash in constant time. Reads stay open:
+//! the link is the capability.
+
+use http::header::{HeaderMap, AUTHORIZATION};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The longest token looked at; anything longer is refused unhashed.
+const MAX_TOKEN_LEN: usize = 1024;
+
+/// The SHA-256 hashes of the accepted create tokens (`CRYPT_CREATE_TOKEN_HASHES`); empty means
+/// creating needs no token. Its `Debug` shows only how many there are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TokenHashes(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for TokenHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHashes({} configured)", self.0.len())
+    }
+}
+
+impl TokenHashes {
+    /// Reads the setting: SHA-256 hashes in hex (64 characters), comma-separated.
+    ///
+    /// # Errors
+    /// A sentence naming the entry that is not such a hash.
+    pub fn parse(setting: &str) -> Result<Self, String> {
+        let mut hashes = Vec::new();
+        for (i, entry) in setting.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            let bad = || format!("entry {} is not a SHA-256 hash in hex (64 characters of 0-9a-f)", i + 1);
+            if entry.len() != 64 {
+                return Err(bad());
+            }
+            let mut hash = [0u8; 32];
+            for (j, byte) in hash.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&entry[2 * j..2 * j + 2], 16).map_err(|_| bad())?;
+            }
+            hashes.push(hash);
+        }
+        Ok(Self(hashes))
+    }
+
+    /// True when tokens are configured.
+    pub fn required(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// True when the request carries `Authorization: Bearer <token>` (the scheme in any case)
+    /// with a token whose hash is configured.
+    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some((scheme, token)) = value.trim().split_once(' ') else {
+            return false;
+        };
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return false;
+        }
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Every hash is compared, whichever matches, so the time taken says nothing.
+        self.0.iter().fold(subtle::Choice::from(0), |found, hash| found | hash.ct_eq(&presented)).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn hash_of(token: &str) -> String {
+        Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn only_a_configured_token_in_a_bearer_header_is_admitted() {
+        let hashes = TokenHashes::parse(&format!("{}, {}", hash_of("s3cret-token"), hash_of("other"))).unwrap();
+        assert!(hashes.required());
+        for ok in ["Bearer s3cret-token", "bearer s3cret-token", "BEARER other", " Bearer  s3cret-token "] {
+            assert!(hashes.admits(&with(ok)), "{ok}");
+        }
+        let long = format!("Bearer {}", "a".repeat(10_000));
+        for refused in
+            ["", "Bearer", "Bearer ", "Basic s3cret-token", "s3cret-token", "Bearer s3cret-tokeN", long.as_str()]
+        {
+            assert!(!hashes.admits(&with(refused)), "{refused:?}");
+        }
+        assert!(!hashes.admits(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_setting_holds_hashes_and_says_which_entry_is_not_one() {
+        assert!(!TokenHashes::parse("").unwrap().required());
+        assert_eq!(TokenHashes::parse(&hash_of("x")).unwrap().0.len(), 1);
+        assert_eq!(
+            TokenHashes::parse("abc").unwrap_err(),
+            "entry 1 is not a SHA-256 hash in hex (64 characters of 0-9a-f)"
+        );
+        assert!(TokenHashes::parse(&format!("{},{}", hash_of("x"), &hash_of("y")[..63]))
+            .unwrap_err()
+            .starts_with("entry 2"));
+        assert!(TokenHashes::parse(&"zz".repeat(32)).is_err());
+        assert_eq!(format!("{:?}", TokenHashes::parse(&hash_of("x")).unwrap()), "TokenHashes(1 configured)");
+    }
+}
