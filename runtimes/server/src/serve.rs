@@ -133,12 +133,12 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         }
     };
 
-    let store_kind = match &settings.store {
-        StoreKind::Memory => "memory",
-        StoreKind::Redis(c) if c.is_cluster() => "redis-cluster",
-        StoreKind::Redis(_) => "redis",
+    // (what the log says, what the metrics' `store` label says)
+    let (store_kind, store_label) = match &settings.store {
+        StoreKind::Memory => ("memory", "memory"),
+        StoreKind::Redis(c) if c.is_cluster() => ("redis-cluster", "redis"),
+        StoreKind::Redis(_) => ("redis", "redis"),
     };
-    let store_label = if store_kind == "memory" { "memory" } else { "redis" };
     let store =
         Arc::new(MeteredStore { inner: store, clock: clock.clone(), metrics: metrics.clone(), store: store_label });
     let limiter = Arc::new(MeteredLimiter { inner: limiter, metrics: metrics.clone(), store: store_label });

@@ -25,7 +25,6 @@ struct Isolate {
     api: Api,
     max_body_bytes: usize,
     limiter: Arc<MemoryLimiter>,
-    rate_limit: Option<RateLimit>,
     /// When the limiter last dropped idle clients.
     swept_at: Cell<UnixMillis>,
 }
@@ -51,7 +50,6 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
     let store = kv_store(env)?;
     let limiter = Arc::new(MemoryLimiter::bounded(MAX_CLIENTS));
     let edge_limiter = EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: limiter.clone() };
-    let rate_limit = settings.policy.rate_limit();
     let vault = Vault::new(
         Arc::new(store),
         Arc::new(edge_limiter),
@@ -63,7 +61,6 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
         api: Api::new(vault, settings.cors).with_create_tokens(settings.create_tokens),
         max_body_bytes: settings.max_body_bytes,
         limiter,
-        rate_limit,
         swept_at: Cell::new(now_millis()),
     })
 }
@@ -72,7 +69,7 @@ impl Isolate {
     /// Drops idle clients from the limiter at most once a second, so its memory follows the
     /// clients of the last window.
     fn sweep_if_due(&self, now: UnixMillis) {
-        if let Some(limit) = self.rate_limit {
+        if let Some(limit) = self.api.vault().policy().rate_limit() {
             if now.saturating_sub(self.swept_at.get()) >= 1000 {
                 self.swept_at.set(now);
                 self.limiter.sweep(now, limit);
@@ -128,6 +125,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     to_worker(resp).or_else(|e| {
+        // The adapter's answer could not be turned into a Workers response (never seen): the
+        // same body, written by hand, is all that is left.
         worker::console_error!("crypt: could not write a response: {e}");
         Response::error(r#"{"error":"Internal server error"}"#, 500)
     })
