@@ -556,6 +556,35 @@ async fn rate_limit_counts_405s_and_unknown_paths(launch: Launch) {
     assert_eq!((r.status, error_of(&r)), (429, "Rate limit exceeded".to_owned()));
 }
 
+/// An IPv6 client counts by its /64 (SPEC Part 2 item 2): rotating addresses inside it meets
+/// one limit; the next /64 is another client; an IPv4-mapped address is its IPv4 address. The
+/// client's address reaches the server through a trusted proxy's `X-Forwarded-For`, and the
+/// Worker through `CF-Connecting-IP` (both sent; each runtime reads its own).
+async fn ipv6_clients_count_by_prefix(launch: Launch) {
+    let t = launch(
+        Profile::base()
+            .with("CRYPT_RATE_LIMIT_MAX", 2)
+            .with("CRYPT_RATE_LIMIT_WINDOW_SECS", 60)
+            .with("CRYPT_TRUSTED_PROXIES", "127.0.0.1,::1"),
+    )
+    .await;
+    if !t.caps.configurable {
+        return not_applicable("IPv6 prefix", &t, "needs CRYPT_RATE_LIMIT_MAX=2 and a trusted proxy");
+    }
+    let t = &t;
+    let from = |ip: &'static str| async move {
+        t.send("GET", "/zzzzz", None, &[("x-forwarded-for", ip), ("cf-connecting-ip", ip)]).await.status
+    };
+    assert_eq!(from("2001:db8:0:1::1").await, 404);
+    assert_eq!(from("2001:db8:0:1:8000::2").await, 404);
+    assert_eq!(from("2001:db8:0:1:ffff:ffff:ffff:ffff").await, 429, "the same /64 is one client");
+    assert_eq!(from("2001:db8:0:2::1").await, 404, "the next /64 is another client");
+    assert_eq!(from("198.51.100.4").await, 404);
+    assert_eq!(from("::ffff:198.51.100.4").await, 404);
+    assert_eq!(from("198.51.100.4").await, 429, "an IPv4-mapped address counts as its IPv4 address");
+    assert_eq!(from("198.51.100.5").await, 404, "the next IPv4 address is another client");
+}
+
 /// The reference's `RATE_LIMIT_PER_SECOND=3`: three requests in a second, the fourth is 429
 /// with `Retry-After: 1`, and a second later the client is served again.
 async fn reference_rate_limit_per_second(launch: Launch) {

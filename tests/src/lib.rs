@@ -255,6 +255,7 @@ macro_rules! checks {
             unknown_paths_are_404,
             rate_limit_is_429_with_retry_after,
             rate_limit_counts_405s_and_unknown_paths,
+            ipv6_clients_count_by_prefix,
             reference_rate_limit_per_second,
             body_over_the_cap_with_content_length_is_413,
             body_over_the_cap_chunked_is_413,

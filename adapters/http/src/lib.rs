@@ -45,20 +45,72 @@ use std::sync::Arc;
 /// Who sent a request, as the runtime determined it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientInfo {
-    /// The client's address (the self-hosted server).
+    /// The client's address (the server's peer or trusted proxy header; `CF-Connecting-IP` on
+    /// Cloudflare).
     Ip(std::net::IpAddr),
-    /// The client's address as a header gave it (`CF-Connecting-IP` on Cloudflare).
+    /// A client known by a name that is not an address (a header that did not parse).
     Named(String),
 }
 
 impl ClientInfo {
+    /// The client named by a header's value: its address when it parses as one, the text
+    /// itself otherwise, `unknown` when there is none.
+    pub fn from_header(value: Option<&str>) -> Self {
+        let value = value.map(str::trim).unwrap_or("unknown");
+        match value.parse() {
+            Ok(ip) => ClientInfo::Ip(ip),
+            Err(_) => ClientInfo::Named(value.to_owned()),
+        }
+    }
+
     /// The key the rate limit is counted under. Built only when a request is counted, so a
     /// deployment without rate limiting never formats an address.
-    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+    ///
+    /// An IPv4 address (or an IPv4-mapped IPv6 address) counts as itself. An IPv6 address
+    /// counts as its first `ipv6_prefix` bits (SPEC Part 2 item 2): one host is usually given
+    /// a whole /64, so counting single addresses would let it rotate through 2^64 of them.
+    pub fn key(&self, ipv6_prefix: Ipv6Prefix) -> std::borrow::Cow<'_, str> {
+        use std::net::IpAddr;
         match self {
-            ClientInfo::Ip(ip) => std::borrow::Cow::Owned(ip.to_string()),
+            ClientInfo::Ip(IpAddr::V4(v4)) => std::borrow::Cow::Owned(v4.to_string()),
+            ClientInfo::Ip(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::borrow::Cow::Owned(v4.to_string()),
+                None => std::borrow::Cow::Owned(ipv6_prefix.network(*v6)),
+            },
             ClientInfo::Named(name) => std::borrow::Cow::Borrowed(name),
         }
+    }
+}
+
+/// How many leading bits of an IPv6 address name one client (`CRYPT_IPV6_PREFIX`, 1 to 128;
+/// 64 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Prefix(u8);
+
+impl Default for Ipv6Prefix {
+    fn default() -> Self {
+        Ipv6Prefix(64)
+    }
+}
+
+impl Ipv6Prefix {
+    /// The prefix of `bits` leading bits, if 1 to 128.
+    pub fn new(bits: u8) -> Option<Self> {
+        (1..=128).contains(&bits).then_some(Ipv6Prefix(bits))
+    }
+
+    /// The number of bits.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// `addr`'s network as text: `2001:db8:1:2::/64` (the address itself at 128).
+    fn network(self, addr: std::net::Ipv6Addr) -> String {
+        if self.0 == 128 {
+            return addr.to_string();
+        }
+        let mask = u128::MAX << (128 - u32::from(self.0));
+        format!("{}/{}", std::net::Ipv6Addr::from(u128::from(addr) & mask), self.0)
     }
 }
 
@@ -71,6 +123,7 @@ pub struct Api {
     pages: web::Pages,
     metrics: Option<Metrics>,
     create_tokens: TokenHashes,
+    ipv6_prefix: Ipv6Prefix,
 }
 
 /// What renders the Prometheus metrics of a runtime that has them.
@@ -116,7 +169,15 @@ impl Api {
     pub fn new(vault: Vault, cors: Cors) -> Self {
         let common = CommonHeaders::new(&cors);
         let pages = web::Pages::new(vault.policy());
-        Self { vault, cors, common, pages, metrics: None, create_tokens: TokenHashes::default() }
+        let create_tokens = TokenHashes::default();
+        Self { vault, cors, common, pages, metrics: None, create_tokens, ipv6_prefix: Ipv6Prefix::default() }
+    }
+
+    /// The API as `settings` configure it: CORS, create tokens and the IPv6 prefix.
+    pub fn from_settings(vault: Vault, settings: &ApiSettings) -> Self {
+        let mut api = Api::new(vault, settings.cors.clone()).with_create_tokens(settings.create_tokens.clone());
+        api.ipv6_prefix = settings.ipv6_prefix;
+        api
     }
 
     /// The API that answers `POST /` only with one of `tokens` (none configured: open to all).
@@ -207,7 +268,7 @@ impl Api {
         if route == Route::Root && method == Method::GET && web::wants_html(headers) {
             return Ok(self.pages.compose());
         }
-        self.vault.admit(|| client.key()).await?;
+        self.vault.admit(|| client.key(self.ipv6_prefix)).await?;
         match (route, method) {
             (Route::Root, &Method::POST) if self.create_tokens.required() && !self.create_tokens.admits(headers) => {
                 Err(ApiError::Unauthorized)

@@ -8,7 +8,7 @@
 
 mod text;
 
-use crate::{Cors, TokenHashes};
+use crate::{Cors, Ipv6Prefix, TokenHashes};
 use crypt_domain::{IdAlphabet, Limits, Policy};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -95,6 +95,14 @@ impl<'de> Deserialize<'de> for Cors {
     }
 }
 
+impl<'de> Deserialize<'de> for Ipv6Prefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bits = u8::deserialize(d)?;
+        Ipv6Prefix::new(bits)
+            .ok_or_else(|| serde::de::Error::custom(format!("{bits} is not a prefix length from 1 to 128")))
+    }
+}
+
 fn alphabet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IdAlphabet, D::Error> {
     let text = String::deserialize(d)?;
     IdAlphabet::parse(&text).ok_or_else(|| {
@@ -173,6 +181,9 @@ pub struct Settings {
     /// anyone may. On the Worker, a secret binding (`wrangler secret put`).
     #[serde(rename = "CRYPT_CREATE_TOKEN_HASHES")]
     pub create_token_hashes: TokenHashes,
+    /// How many leading bits of an IPv6 address count as one client (64: a host's usual /64).
+    #[serde(rename = "CRYPT_IPV6_PREFIX")]
+    pub ipv6_prefix: Ipv6Prefix,
     /// Server: peers whose `X-Forwarded-For` is believed.
     #[serde(rename = "CRYPT_TRUSTED_PROXIES")]
     pub trusted_proxies: Networks,
@@ -213,6 +224,7 @@ impl Default for Settings {
             rate_limit_per_second: None,
             cors_origins: Cors::Any,
             create_token_hashes: TokenHashes::default(),
+            ipv6_prefix: Ipv6Prefix::default(),
             trusted_proxies: Networks::default(),
             memory_capacity_bytes: 268_435_456,
             header_timeout: Millis::of(10_000),
@@ -248,6 +260,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Who may create messages.
     pub create_tokens: TokenHashes,
+    /// How many leading bits of an IPv6 address count as one client.
+    pub ipv6_prefix: Ipv6Prefix,
 }
 
 impl Settings {
@@ -322,6 +336,7 @@ impl Settings {
             cors: self.cors_origins.clone(),
             max_body_bytes: self.max_body_bytes,
             create_tokens: self.create_token_hashes.clone(),
+            ipv6_prefix: self.ipv6_prefix,
         })
     }
 }
@@ -355,7 +370,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 25);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }
@@ -420,6 +435,9 @@ mod tests {
             ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
             ("CRYPT_METRICS_LISTEN", "everywhere"),
             ("CRYPT_CREATE_TOKEN_HASHES", "hunter2"),
+            ("CRYPT_IPV6_PREFIX", "0"),
+            ("CRYPT_IPV6_PREFIX", "129"),
+            ("CRYPT_IPV6_PREFIX", "/64"),
         ];
         for (setting, value) in cases {
             let err = read(&[(setting, value)]).and_then(|s| s.api().map(|_| s)).unwrap_err();

@@ -287,3 +287,41 @@ fn page_routes_answer_get_only_and_unknown_assets_are_not_found() {
     }
     assert_eq!(call(&api, "GET", "/s/abcd1/extra", "").status(), 404);
 }
+
+#[test]
+fn ipv6_clients_count_by_prefix_and_mapped_ipv4_as_ipv4() {
+    let p64 = Ipv6Prefix::default();
+    let key = |ip: &str, p: Ipv6Prefix| ClientInfo::Ip(ip.parse().unwrap()).key(p).into_owned();
+    assert_eq!(key("2001:db8:1:2:aaaa::1", p64), "2001:db8:1:2::/64");
+    assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff", p64), "2001:db8:1:2::/64");
+    assert_eq!(key("2001:db8:1:3::1", p64), "2001:db8:1:3::/64");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", Ipv6Prefix::new(48).unwrap()), "2001:db8:1::/48");
+    assert_eq!(key("2001:db8::7", Ipv6Prefix::new(128).unwrap()), "2001:db8::7");
+    assert_eq!(key("2001:db8::7", Ipv6Prefix::new(1).unwrap()), "::/1");
+    assert_eq!(key("::ffff:192.0.2.7", p64), "192.0.2.7");
+    assert_eq!(key("192.0.2.7", p64), "192.0.2.7");
+    assert_eq!(Ipv6Prefix::new(0), None);
+    assert_eq!(Ipv6Prefix::new(129), None);
+    assert_eq!(ClientInfo::from_header(Some(" 2001:db8::1 ")), ClientInfo::Ip("2001:db8::1".parse().unwrap()));
+    assert_eq!(ClientInfo::from_header(Some("not-an-ip")), ClientInfo::Named("not-an-ip".into()));
+    assert_eq!(ClientInfo::from_header(None), ClientInfo::Named("unknown".into()));
+}
+
+#[test]
+fn a_client_rotating_inside_its_prefix_meets_one_limit() {
+    let policy = Policy::new(Limits { rate_limit_max: 2, ..Limits::default() }).unwrap();
+    let settings = crate::Settings::default().api().unwrap();
+    let (api, _) = api(policy);
+    let api = Api::from_settings(api.vault().clone(), &settings);
+    let from = |ip: &str| {
+        let req = Request::builder().uri("/nope").body(Bytes::new()).unwrap();
+        block_on(api.handle(req, &ClientInfo::Ip(ip.parse().unwrap()))).status()
+    };
+    assert_eq!(from("2001:db8:0:1::1"), 404);
+    assert_eq!(from("2001:db8:0:1::2"), 404);
+    assert_eq!(from("2001:db8:0:1:ffff::3"), 429, "a third address of the same /64 is the same client");
+    assert_eq!(from("2001:db8:0:2::1"), 404, "the next /64 is another client");
+    assert_eq!(from("192.0.2.9"), 404);
+    assert_eq!(from("::ffff:192.0.2.9"), 404);
+    assert_eq!(from("192.0.2.9"), 429, "an IPv4-mapped address is its IPv4 address");
+}

@@ -147,7 +147,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         let metrics = metrics.clone();
         crypt_http::Metrics::new(move || metrics.render())
     };
-    let mut api = Api::new(vault, settings.api.cors.clone()).with_create_tokens(settings.api.create_tokens.clone());
+    let mut api = Api::from_settings(vault, &settings.api);
     let mut tasks = sweeper.into_iter().collect::<Vec<_>>();
     match metrics_listener {
         // Metrics on an address of their own, not on the API's.

@@ -55,10 +55,10 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
         Arc::new(edge_limiter),
         Arc::new(DateClock),
         Arc::new(WebCryptoIds),
-        settings.policy,
+        settings.policy.clone(),
     );
     Ok(Isolate {
-        api: Api::new(vault, settings.cors).with_create_tokens(settings.create_tokens),
+        api: Api::from_settings(vault, &settings),
         max_body_bytes: settings.max_body_bytes,
         limiter,
         swept_at: Cell::new(now_millis()),
@@ -149,9 +149,7 @@ fn head_of(req: &Request) -> std::result::Result<http::Request<()>, String> {
 async fn serve(mut req: Request, head: http::Request<()>, isolate: &Isolate) -> http::Response<Bytes> {
     let api = &isolate.api;
     isolate.sweep_if_due(now_millis());
-    let client = ClientInfo::Named(
-        head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned(),
-    );
+    let client = ClientInfo::from_header(head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()));
     let body = if api.wants_body(head.method(), head.uri().path()) {
         match read_body(&mut req, isolate.max_body_bytes).await {
             Ok(b) => b,
