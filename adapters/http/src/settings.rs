@@ -272,7 +272,7 @@ impl Settings {
     }
 
     /// Reads settings from `(name, text)` pairs (environment variables, `[vars]`). A blank
-    /// value counts as unset; a name that is not a setting is ignored (see [`Settings::names`]
+    /// value counts as unset; a name given twice takes its last value; a name that is not a setting is ignored (see [`Settings::names`]
     /// to warn about typos). Each value is checked on its own here; [`Settings::api`] checks
     /// how the limits fit together.
     ///
@@ -281,11 +281,15 @@ impl Settings {
     pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, SettingError> {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .filter(|(_, v)| !v.as_ref().trim().is_empty())
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().trim().to_owned()))
-            .collect();
+        // A name given twice takes its last value, as a later source overrides an earlier one
+        // (found by fuzzing: serde's "duplicate field" named no setting).
+        let mut vars: Vec<(String, String)> =
+            vars.into_iter().map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().trim().to_owned())).collect();
+        let mut seen = std::collections::HashSet::new();
+        vars.reverse();
+        vars.retain(|(k, _)| seen.insert(k.clone()));
+        vars.reverse();
+        vars.retain(|(_, v)| !v.is_empty());
         text::from_pairs(&vars)
     }
 
@@ -390,6 +394,16 @@ mod tests {
         assert_eq!((s.id_length, s.id_alphabet, s.store), (9, IdAlphabet::Mixed, StoreChoice::Redis));
         assert_eq!(s.trusted_proxies.0.len(), 3);
         assert_eq!(s.cors_origins, Cors::Any);
+    }
+
+    #[test]
+    fn a_name_given_twice_takes_its_last_value() {
+        let s = read(&[("CRYPT_ID_LENGTH", "8"), ("CRYPT_ID_LENGTH", "9")]).unwrap();
+        assert_eq!(s.id_length, 9);
+        let s = read(&[("CRYPT_ID_LENGTH", "8"), ("CRYPT_ID_LENGTH", " ")]).unwrap();
+        assert_eq!(s.id_length, 5, "a blank last value unsets it");
+        let e = read(&[("CRYPT_ID_LENGTH", "8"), ("CRYPT_ID_LENGTH", "x")]).unwrap_err();
+        assert_eq!(e.setting, "CRYPT_ID_LENGTH");
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! AFL++ entry point for [`crypt_fuzz::envelope`]: `scripts/fuzz` builds and runs it.
+fn main() {
+    afl::fuzz!(|data: &[u8]| crypt_fuzz::envelope(data));
+}
