@@ -86,7 +86,21 @@ pub fn http(data: &[u8]) {
 fn reads_back_once(api: &Api, client: &ClientInfo, sent: &[u8], created: &Response<Bytes>) {
     let created: serde_json::Value = serde_json::from_slice(created.body()).expect("a create answers JSON");
     let id = created["id"].as_str().expect("a create answers an id");
-    let sent: serde_json::Value = serde_json::from_slice(sent).expect("an accepted body is JSON");
+    // The adapter skips fields it does not read as JavaScript's JSON.parse would (the reference
+    // service's parser): a lone surrogate escape or a number past f64 in such a field is
+    // accepted, where serde_json's Value refuses it. Then only exactly-once is checked. (Bytes
+    // that are not UTF-8 are not excused: those are refused wherever they are.)
+    let sent: Option<serde_json::Value> = match serde_json::from_slice(sent) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let why = e.to_string();
+            assert!(
+                ["surrogate", "hex escape", "number out of range"].iter().any(|w| why.contains(w)),
+                "an accepted body is not JSON: {why}"
+            );
+            None
+        }
+    };
     let get = |api: &Api| {
         let req = Request::get(format!("/{id}")).body(Bytes::new()).unwrap();
         block_on(api.handle(req, client))
@@ -97,7 +111,9 @@ fn reads_back_once(api: &Api, client: &ClientInfo, sent: &[u8], created: &Respon
     }
     assert_eq!(first.status(), 200, "an accepted message did not read back: {}", text(&first));
     let read: serde_json::Value = serde_json::from_slice(first.body()).expect("a read answers JSON");
-    assert_eq!(read["message"], sent["message"], "the message read back is not the one sent");
+    if let Some(sent) = sent {
+        assert_eq!(read["message"], sent["message"], "the message read back is not the one sent");
+    }
     let second = get(api);
     assert!(matches!(second.status().as_u16(), 404 | 429), "a second read was {}", second.status());
 }

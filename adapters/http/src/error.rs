@@ -183,7 +183,7 @@ fn too_large(max: usize) -> String {
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         match e {
-            ParseError::Empty | ParseError::Syntax { .. } => ApiError::InvalidJson(e),
+            ParseError::Empty | ParseError::Syntax { .. } | ParseError::NotUtf8 { .. } => ApiError::InvalidJson(e),
             ParseError::NotAnObject(_)
             | ParseError::MessageMissing
             | ParseError::MessageNotAString(_)

@@ -72,10 +72,9 @@ impl ClientInfo {
     pub fn key(&self, ipv6_prefix: Ipv6Prefix) -> std::borrow::Cow<'_, str> {
         use std::net::IpAddr;
         match self {
-            ClientInfo::Ip(IpAddr::V4(v4)) => std::borrow::Cow::Owned(v4.to_string()),
-            ClientInfo::Ip(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => std::borrow::Cow::Owned(v4.to_string()),
-                None => std::borrow::Cow::Owned(ipv6_prefix.network(*v6)),
+            ClientInfo::Ip(ip) => match ipv6_prefix.client(*ip) {
+                IpAddr::V6(net) if ipv6_prefix.0 < 128 => std::borrow::Cow::Owned(format!("{net}/{}", ipv6_prefix.0)),
+                ip => std::borrow::Cow::Owned(ip.to_string()),
             },
             ClientInfo::Named(name) => std::borrow::Cow::Borrowed(name),
         }
@@ -104,13 +103,20 @@ impl Ipv6Prefix {
         self.0
     }
 
-    /// `addr`'s network as text: `2001:db8:1:2::/64` (the address itself at 128).
-    fn network(self, addr: std::net::Ipv6Addr) -> String {
-        if self.0 == 128 {
-            return addr.to_string();
+    /// The address `ip` counts as: an IPv4 address (or IPv4-mapped IPv6 address) as its IPv4
+    /// address, an IPv6 address as its network's first address (its other bits zeroed).
+    pub fn client(self, ip: std::net::IpAddr) -> std::net::IpAddr {
+        use std::net::IpAddr;
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mask = u128::MAX << (128 - u32::from(self.0));
+                    IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+                }
+            },
         }
-        let mask = u128::MAX << (128 - u32::from(self.0));
-        format!("{}/{}", std::net::Ipv6Addr::from(u128::from(addr) & mask), self.0)
     }
 }
 

@@ -48,6 +48,14 @@ pub enum ParseError {
         /// Where the parser stopped.
         column: usize,
     },
+    /// Bytes that are not UTF-8 (JSON is UTF-8, RFC 8259), anywhere in the body.
+    #[error("the body is not UTF-8 (line {line}, column {column})")]
+    NotUtf8 {
+        /// Where the first byte that is not UTF-8 is.
+        line: usize,
+        /// Where the first byte that is not UTF-8 is.
+        column: usize,
+    },
     /// JSON, but not an object.
     #[error("the body must be a JSON object like {{\"message\": \"...\"}}, not {0}")]
     NotAnObject(JsonKind),
@@ -65,12 +73,68 @@ pub enum ParseError {
 /// The create body, read in one pass. Each field records what JSON type it had, so each way
 /// it can be wrong gets its own sentence (a plain derived struct would only say "invalid type"),
 /// and the message text is unescaped straight into its `String`, the one allocation.
-#[derive(serde::Deserialize)]
+///
+/// A key given twice keeps its last value, as JavaScript's `JSON.parse` (the reference's parser)
+/// does; serde's derived struct would refuse the body instead.
+#[derive(Default)]
 struct CreateBody {
-    #[serde(default)]
     message: Field<String>,
-    #[serde(default)]
     ttl: Field<u64>,
+}
+
+impl<'de> serde::Deserialize<'de> for CreateBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CreateBodyVisitor)
+    }
+}
+
+struct CreateBodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CreateBodyVisitor {
+    type Value = CreateBody;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CreateBody, A::Error> {
+        let mut body = CreateBody::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Message => body.message = map.next_value()?,
+                Key::Ttl => body.ttl = map.next_value()?,
+                Key::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// A key of the create body: the two read, and every other.
+enum Key {
+    Message,
+    Ttl,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "message" => Key::Message,
+                    "ttl" => Key::Ttl,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
 }
 
 /// A field: absent, of the expected type, or of another type (`null` included).
@@ -174,13 +238,24 @@ pub(crate) fn parse_draft(body: &[u8]) -> Result<Draft, ParseError> {
     let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ParseError::Empty);
     };
+    // The whole body, not only the strings crypt reads: serde_json skips a field it does not
+    // read without checking its bytes (found by fuzzing), so a body with bad bytes in an
+    // ignored field would have been accepted and one with them in `message` refused.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        let before = &body[..e.valid_up_to()];
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        ParseError::NotUtf8 {
+            line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+            column: before.len() - line_start + 1,
+        }
+    })?;
     // A derived struct would also accept an array; anything but an object is refused here,
     // once it is known to be JSON at all.
     if first != b'{' {
-        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| syntax(&e))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(body).map_err(|e| syntax(&e))?;
         return Err(ParseError::NotAnObject(kind_of(first)));
     }
-    let fields: CreateBody = serde_json::from_slice(body).map_err(|e| syntax(&e))?;
+    let fields: CreateBody = serde_json::from_str(body).map_err(|e| syntax(&e))?;
     let message = match fields.message {
         Field::Absent => return Err(ParseError::MessageMissing),
         Field::WrongType(kind) => return Err(ParseError::MessageNotAString(kind)),

@@ -190,6 +190,15 @@ pub struct Settings {
     /// Server, memory store: its capacity in bytes; beyond it, 507.
     #[serde(rename = "CRYPT_MEMORY_CAPACITY_BYTES")]
     pub memory_capacity_bytes: usize,
+    /// Server: the most connections held open at once; past it, new ones wait in the kernel's
+    /// queue until one closes.
+    #[serde(rename = "CRYPT_MAX_CONNECTIONS")]
+    pub max_connections: std::num::NonZeroUsize,
+    /// Server: the most connections one client address (an IPv6 client by its prefix) may hold
+    /// open; past it, a new one is closed at once. 0: no per-client cap. Not applied to
+    /// trusted proxies, whose connections carry many clients.
+    #[serde(rename = "CRYPT_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: u32,
     /// Server: time a connection has to deliver a request's headers.
     #[serde(rename = "CRYPT_HEADER_TIMEOUT_MS")]
     pub header_timeout: Millis,
@@ -227,6 +236,8 @@ impl Default for Settings {
             ipv6_prefix: Ipv6Prefix::default(),
             trusted_proxies: Networks::default(),
             memory_capacity_bytes: 268_435_456,
+            max_connections: std::num::NonZeroUsize::new(16_384).expect("not zero"),
+            max_connections_per_client: 256,
             header_timeout: Millis::of(10_000),
             body_timeout: Millis::of(30_000),
             shutdown_grace: Millis::of(10_000),
@@ -245,6 +256,8 @@ impl std::fmt::Debug for Settings {
             .field("api", &self.api())
             .field("trusted_proxies", &self.trusted_proxies)
             .field("memory_capacity_bytes", &self.memory_capacity_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_client", &self.max_connections_per_client)
             .finish_non_exhaustive()
     }
 }
@@ -374,7 +387,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 25);
+        assert_eq!(names.len(), 27);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }
@@ -449,6 +462,8 @@ mod tests {
             ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
             ("CRYPT_METRICS_LISTEN", "everywhere"),
             ("CRYPT_CREATE_TOKEN_HASHES", "hunter2"),
+            ("CRYPT_MAX_CONNECTIONS", "0"),
+            ("CRYPT_MAX_CONNECTIONS_PER_CLIENT", "-1"),
             ("CRYPT_IPV6_PREFIX", "0"),
             ("CRYPT_IPV6_PREFIX", "129"),
             ("CRYPT_IPV6_PREFIX", "/64"),

@@ -103,12 +103,36 @@ fn escapes_are_decoded_and_unknown_fields_ignored() {
     assert_eq!(body(&r)["message"], "tab\there é 🔥");
 }
 
+/// As JavaScript's JSON.parse reads them (the reference's parser): a key given twice keeps its
+/// last value, also when spelled with escapes, and a field crypt does not read is skipped
+/// even where a strict parser would balk (a lone surrogate, a number past f64).
 #[test]
-fn non_utf8_json_is_a_400() {
+fn bodies_read_as_json_parse_reads_them() {
     let (api, _) = api(Policy::default());
-    let req = Request::post("/").body(Bytes::from_static(b"{\"message\":\"\xff\xfe\"}")).unwrap();
-    let resp = block_on(api.handle(req, &ClientInfo::Named("k".into())));
-    assert_eq!(resp.status(), 400);
+    let r = call(&api, "POST", "/", r#"{"message":"first","ttl":"x","mess\u0061ge":"last","ttl":120}"#);
+    assert_eq!(r.status(), 200, "{:?}", body(&r));
+    assert_eq!(body(&call(&api, "GET", "/abcd1", ""))["message"], "last");
+    let r = call(&api, "POST", "/", r#"{"message":"x","junk":"\ud83d|","big":1e400}"#);
+    assert_eq!(r.status(), 200, "{:?}", body(&r));
+    let r = call(&api, "POST", "/", r#"{"message":"x","message":""}"#);
+    assert_eq!(body(&r)["error"], "Field 'message' is required and cannot be empty");
+}
+
+#[test]
+fn non_utf8_json_is_a_400_wherever_the_bytes_are() {
+    let body_of = body;
+    let (api, _) = api(Policy::default());
+    for (body, at) in [
+        (&b"{\"message\":\"\xff\xfe\"}"[..], "line 1, column 13"),
+        (b"{\"message\":\"x\",\n \"junk\":\"\x81\"}", "line 2, column 10"),
+        (b"{\"message\":\"x\", \"\xc3\":1}", "line 1, column 18"),
+    ] {
+        let req = Request::post("/").body(Bytes::from_static(body)).unwrap();
+        let resp = block_on(api.handle(req, &ClientInfo::Named("k".into())));
+        assert_eq!(resp.status(), 400);
+        assert_eq!(body_of(&resp)["error"], "Invalid JSON body");
+        assert_eq!(body_of(&resp)["detail"], format!("the body is not UTF-8 ({at})"));
+    }
 }
 
 #[test]

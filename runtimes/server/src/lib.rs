@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod client_ip;
 mod linger;
 mod metrics;

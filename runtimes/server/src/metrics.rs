@@ -59,6 +59,9 @@ pub(crate) struct Metrics {
     store_ops: Family<OpLabels, Histogram>,
     memory_bytes: Gauge,
     memory_entries: Gauge,
+    connections: Gauge,
+    connections_max: Gauge,
+    connections_refused: Counter,
 }
 
 impl Metrics {
@@ -81,6 +84,9 @@ impl Metrics {
             store_ops,
             memory_bytes: Gauge::default(),
             memory_entries: Gauge::default(),
+            connections: Gauge::default(),
+            connections_max: Gauge::default(),
+            connections_refused: Counter::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by route and status", m.requests.clone());
         registry.register(
@@ -108,6 +114,17 @@ impl Metrics {
             m.memory_bytes.clone(),
         );
         registry.register("memory_store_entries", "Messages in the memory store", m.memory_entries.clone());
+        registry.register("connections_open", "Client connections open now", m.connections.clone());
+        registry.register(
+            "connections_max",
+            "The most client connections open at once (CRYPT_MAX_CONNECTIONS, fitted to the descriptor limit)",
+            m.connections_max.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because their address held CRYPT_MAX_CONNECTIONS_PER_CLIENT already",
+            m.connections_refused.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -122,6 +139,22 @@ impl Metrics {
         self.memory_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.memory_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
         self.expired.inc_by(swept as u64);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub(crate) fn connections_max(&self, max: usize) {
+        self.connections_max.set(i64::try_from(max).unwrap_or(i64::MAX));
     }
 
     fn store_error(&self, e: &StoreError) {

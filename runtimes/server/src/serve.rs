@@ -1,5 +1,6 @@
 //! The hyper server: accept, read within limits, hand to the API, shut down gracefully.
 
+use crate::admission::{self, Admission};
 use crate::linger::{LingerFlag, Lingering};
 use crate::metrics::{MeteredLimiter, MeteredStore, Metrics};
 use crate::settings::{Config, StoreKind};
@@ -92,13 +93,27 @@ struct Conn {
     linger: Arc<LingerFlag>,
 }
 
+/// How many finished handshakes the kernel may queue before crypt accepts them (the kernel caps
+/// it at `net.core.somaxconn`, 4096 on current Linux). tokio's default, 1024, drops handshakes
+/// when thousands of clients connect at once, and a dropped one waits a second or more for the
+/// retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds, builds the adapters the settings name, and serves in a background task.
 ///
 /// # Errors
 /// [`StartError`] when the address cannot be bound.
 pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     let bind = |setting, addr| async move {
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { setting, addr, source })?;
+        let listener = listen(addr).map_err(|source| StartError::Bind { setting, addr, source })?;
         let bound = listener.local_addr().map_err(|source| StartError::Bind { setting, addr, source })?;
         Ok::<_, StartError>((listener, bound))
     };
@@ -190,6 +205,23 @@ fn serve_api(
     tasks: Vec<JoinHandle<()>>,
 ) -> Running {
     let addr = listener.local_addr().unwrap_or(settings.listen);
+    let (max_connections, lowered_by) = admission::fit_to_descriptors(settings.max_connections);
+    if let Some(limit) = lowered_by {
+        tracing::warn!(
+            wanted = settings.max_connections,
+            max_connections,
+            descriptor_limit = limit,
+            "CRYPT_MAX_CONNECTIONS lowered to fit the file descriptor limit (raise it with ulimit -n or LimitNOFILE=)"
+        );
+    }
+    metrics.connections_max(max_connections);
+    let admission = Arc::new(Admission::new(
+        max_connections,
+        settings.max_connections_per_client,
+        settings.api.ipv6_prefix,
+        settings.trusted_proxies.clone(),
+        metrics.clone(),
+    ));
     let app = Arc::new(App {
         api,
         metrics,
@@ -199,7 +231,7 @@ fn serve_api(
     });
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
-        accept_loop(listener, app, &settings, stopped).await;
+        accept_loop(listener, app, admission, &settings, stopped).await;
         for task in tasks {
             task.abort();
         }
@@ -233,14 +265,39 @@ fn spawn_sweeper(
     })
 }
 
-async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Config, mut stopped: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    admission: Arc<Admission>,
+    settings: &Config,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     // The header timeout is enforced by `watchdog`, which costs no timer per request; hyper's
     // own (a timer per request) stays off.
     http.header_read_timeout(None).keep_alive(true);
     let header_timeout = settings.header_timeout;
+    let mut warned_full: Option<std::time::Instant> = None;
     loop {
+        // Room first, then accept: past the cap, new connections wait in the kernel's queue.
+        let permit = match admission.total_room() {
+            Some(permit) => permit,
+            None => {
+                // At most once a minute: under a flood the cap may be met thousands of times.
+                if warned_full.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max = admission.max(),
+                        "at CRYPT_MAX_CONNECTIONS: new connections wait until one closes"
+                    );
+                    warned_full = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    permit = admission.room() => permit,
+                    _ = &mut stopped => break,
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -252,6 +309,11 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Config, mu
                 }
             },
             _ = &mut stopped => break,
+        };
+        let Some(ticket) = admission.admit(permit, peer.ip()) else {
+            // Its address holds its share already: closed at once, nothing read.
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
@@ -268,6 +330,7 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, settings: &Config, mu
         // The watchdog is a task of its own, so the connection's task polls no timer on each
         // wake-up; it aborts the connection (closing the socket) when the client stalls.
         tokio::spawn(async move {
+            let _ticket = ticket; // the connection's place, given back when it ends
             let abort = connection.abort_handle();
             tokio::select! {
                 _ = connection => {}

@@ -35,6 +35,11 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// `CRYPT_MEMORY_CAPACITY_BYTES`: the memory store's capacity.
     pub memory_capacity_bytes: usize,
+    /// `CRYPT_MAX_CONNECTIONS`: the most connections open at once (lowered at start-up to what
+    /// the process's file descriptor limit allows).
+    pub max_connections: usize,
+    /// `CRYPT_MAX_CONNECTIONS_PER_CLIENT`: the most one client address may hold; 0: no cap.
+    pub max_connections_per_client: u32,
     /// `CRYPT_HEADER_TIMEOUT_MS`: time a client has to send a request's headers.
     pub header_timeout: Duration,
     /// `CRYPT_BODY_TIMEOUT_MS`: time a client has to send a request's body.
@@ -71,6 +76,8 @@ impl Config {
             api,
             trusted_proxies: s.trusted_proxies.0,
             memory_capacity_bytes: s.memory_capacity_bytes,
+            max_connections: s.max_connections.get(),
+            max_connections_per_client: s.max_connections_per_client,
             header_timeout: s.header_timeout.duration(),
             body_timeout: s.body_timeout.duration(),
             shutdown_grace: s.shutdown_grace.duration(),
