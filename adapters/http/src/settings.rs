@@ -133,6 +133,15 @@ pub struct Settings {
     /// Server: put before every Redis key.
     #[serde(rename = "CRYPT_REDIS_PREFIX")]
     pub redis_prefix: String,
+    /// Server: a PEM CA trusted for `rediss://` instead of the system's roots.
+    #[serde(rename = "CRYPT_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
+    /// Server: a PEM client certificate for Redis servers that ask for one.
+    #[serde(rename = "CRYPT_REDIS_CLIENT_CERT_FILE")]
+    pub redis_client_cert_file: Option<String>,
+    /// Server: the client certificate's PEM private key.
+    #[serde(rename = "CRYPT_REDIS_CLIENT_KEY_FILE")]
+    pub redis_client_key_file: Option<String>,
     /// Server: serve Prometheus metrics on this address only (not on the API's). Unset: on the
     /// API's own address, at `/metrics`.
     #[serde(rename = "CRYPT_METRICS_LISTEN")]
@@ -219,6 +228,9 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "crypt:".into(),
             redis_timeout: Millis::of(2000),
+            redis_ca_file: None,
+            redis_client_cert_file: None,
+            redis_client_key_file: None,
             metrics_listen: None,
             id_length: l.id_length,
             id_alphabet: l.id_alphabet,
@@ -387,7 +399,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 30);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }

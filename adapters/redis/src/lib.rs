@@ -18,6 +18,8 @@
 //! unavailable (503), never waited on. This crate depends on the domain, redis and tokio; never
 //! on HTTP.
 
+mod config;
 mod store;
 
-pub use store::{RedisConfig, RedisError, RedisStore};
+pub use config::{RedisConfig, RedisError, RedisTls};
+pub use store::RedisStore;

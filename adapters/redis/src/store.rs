@@ -1,8 +1,10 @@
+use crate::config::{SentinelUrl, Topology};
+use crate::{RedisConfig, RedisError};
 use async_trait::async_trait;
 use crypt_domain::{
     Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis,
 };
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisWrite, Script, ToRedisArgs, Value};
@@ -11,80 +13,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// Where and how to reach Redis. Its `Debug` hides the password of every URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// One `redis://` (or `rediss://`) URL for a single node, or several comma-separated for
-    /// Redis Cluster (any reachable subset of the cluster's nodes).
-    pub url: String,
-    /// Put before every key, so several services can share a Redis (`CRYPT_REDIS_PREFIX`).
-    pub prefix: String,
-    /// The longest any command may take before it counts as a failure (`CRYPT_REDIS_TIMEOUT_MS`).
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &self.redacted_url())
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl RedisConfig {
-    /// The URL(s) with every password replaced by `***`, for logs and `Debug`:
-    /// `redis://:hunter2@host:6379` becomes `redis://:***@host:6379`.
-    pub fn redacted_url(&self) -> String {
-        let redact = |url: &str| -> String {
-            let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-            // The authority ends at the first '/', '?' or '#'; credentials end at its last '@'.
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let Some(at) = rest[..end].rfind('@') else { return url.to_owned() };
-            match rest[..at].split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
-                // A lone user part is a user name, but some put a token there: hide it too.
-                None => format!("{scheme}://***@{}", &rest[at + 1..]),
-            }
-        };
-        self.url.split(',').map(|u| redact(u.trim())).collect::<Vec<_>>().join(",")
-    }
-
-    /// True when the URL names several nodes, or uses `redis+cluster://`: the cluster client.
-    pub fn is_cluster(&self) -> bool {
-        self.url.contains(',') || self.url.starts_with("redis+cluster://")
-    }
-
-    fn urls(&self) -> Vec<String> {
-        self.url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| u.replacen("redis+cluster://", "redis://", 1))
-            .collect()
-    }
-}
-
-/// Why the store could not be set up at start.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisError {
-    /// The URL is not a Redis URL.
-    #[error("CRYPT_REDIS_URL is not a Redis URL: {0}")]
-    BadUrl(String),
-    /// The server is older than 6.2, which has no `GETDEL`.
-    #[error("Redis {found} is too old: crypt needs Redis 6.2 or newer (for GETDEL)")]
-    TooOld {
-        /// The version the server reported.
-        found: String,
-    },
-}
-
-/// One connection for the whole process: either a single node or a cluster.
+/// One connection for the whole process: a single node, a cluster, or the master Sentinel names.
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -92,6 +26,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -104,6 +39,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -111,6 +47,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -121,6 +58,67 @@ enum Backend {
     /// Connected on first use (the cluster client cannot start without a reachable node);
     /// a failed attempt is not cached, so the next request tries again.
     Cluster { client: Box<ClusterClient>, conn: OnceCell<ClusterConnection> },
+    /// The master the Sentinels name, asked for on first use and again after any failure
+    /// (the master died, or was demoted and answers READONLY), so a failover is followed by
+    /// the next request after Sentinel has promoted a replica.
+    Sentinel(Box<SentinelBackend>),
+}
+
+struct SentinelBackend {
+    /// Held while the master is looked up, so a burst of failures asks the Sentinels once.
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    conn: std::sync::RwLock<Option<MultiplexedConnection>>,
+    config: redis::AsyncConnectionConfig,
+}
+
+impl SentinelBackend {
+    fn new(url: &SentinelUrl, timeout: Duration) -> Result<Self, RedisError> {
+        let mut info = redis::RedisConnectionInfo::default().set_db(url.db);
+        if let Some(user) = &url.username {
+            info = info.set_username(user);
+        }
+        if let Some(password) = &url.password {
+            info = info.set_password(password);
+        }
+        let node = redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+        let client = redis::sentinel::SentinelClient::build(
+            url.sentinels.clone(),
+            url.master.clone(),
+            Some(node),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(|e| RedisError::BadUrl(e.to_string()))?;
+        let config =
+            redis::AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(None);
+        Ok(Self { client: tokio::sync::Mutex::new(client), conn: std::sync::RwLock::new(None), config })
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        self.conn.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let mut client = self.client.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c); // another request found the master while this one waited
+        }
+        let conn = client
+            .get_async_connection_with_config(&self.config)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sentinel: {e}")))?;
+        *self.conn.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+        tracing::info!("connected to the master Sentinel names");
+        Ok(conn)
+    }
+
+    /// After any failure, the next request asks the Sentinels again: the master may have died
+    /// or been demoted.
+    fn forget(&self) {
+        self.conn.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
 }
 
 const VERSION_UNKNOWN: u8 = 0;
@@ -148,6 +146,7 @@ impl std::fmt::Debug for RedisStore {
         let kind = match self.backend {
             Backend::Single(_) => "single",
             Backend::Cluster { .. } => "cluster",
+            Backend::Sentinel(_) => "sentinel",
         };
         f.debug_struct("RedisStore").field("kind", &kind).field("prefix", &self.prefix).finish_non_exhaustive()
     }
@@ -192,29 +191,52 @@ impl RedisStore {
     /// [`RedisError::BadUrl`] for a URL that is not Redis's; [`RedisError::TooOld`] when the
     /// server answers and is older than 6.2.
     pub async fn connect(config: &RedisConfig) -> Result<Self, RedisError> {
-        let backend = if config.is_cluster() {
-            let client = ClusterClient::builder(config.urls())
-                .connection_timeout(config.timeout)
-                .response_timeout(config.timeout)
-                .retries(2)
-                .build()
+        let certs = config.certificates()?;
+        if config.url.trim_start().starts_with("rediss") || certs.is_some() {
+            install_tls_provider();
+        }
+        let backend = match config.topology()? {
+            Topology::Cluster(urls) => {
+                let mut builder = ClusterClient::builder(urls)
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .retries(2);
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build().map_err(|e| RedisError::BadUrl(e.to_string()))?;
+                Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }
+            }
+            Topology::Sentinel(url) => {
+                if certs.is_some() {
+                    return Err(RedisError::Tls {
+                        setting: "CRYPT_REDIS_CA_FILE",
+                        why: "TLS through Sentinel is not supported; use rediss:// to a single node or a Cluster"
+                            .into(),
+                    });
+                }
+                Backend::Sentinel(Box::new(SentinelBackend::new(&url, config.timeout)?))
+            }
+            Topology::Single(url) => {
+                let client = match certs {
+                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                    None => redis::Client::open(url.as_str()),
+                }
                 .map_err(|e| RedisError::BadUrl(e.to_string()))?;
-            Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }
-        } else {
-            let client = redis::Client::open(config.url.trim()).map_err(|e| RedisError::BadUrl(e.to_string()))?;
-            // Reconnect quickly and give up quickly: the per-command timeout in `bounded`, not
-            // the retry loop, bounds how long a request can wait. That one timer covers the
-            // whole command, so the connection's own response timer (a second timer armed per
-            // command) is off.
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.timeout))
-                .set_response_timeout(None)
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(50))
-                .set_max_delay(Duration::from_millis(500));
-            let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
-                .map_err(|e| RedisError::BadUrl(e.to_string()))?;
-            Backend::Single(manager)
+                // Reconnect quickly and give up quickly: the per-command timeout in `bounded`,
+                // not the retry loop, bounds how long a request can wait. That one timer covers
+                // the whole command, so the connection's own response timer (a second timer
+                // armed per command) is off.
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(None)
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+                    .map_err(|e| RedisError::BadUrl(e.to_string()))?;
+                Backend::Single(manager)
+            }
         };
         let store = Self {
             backend,
@@ -243,6 +265,7 @@ impl RedisStore {
                     .map_err(|e| StoreError::Unavailable(format!("cluster: {e}")))?;
                 Ok(Conn::Cluster(c.clone()))
             }
+            Backend::Sentinel(sentinel) => sentinel.connect().await.map(Conn::Sentinel),
         }
     }
 
@@ -259,10 +282,14 @@ impl RedisStore {
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, work).await {
+        let result = match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!("no answer within {:?}", self.timeout))),
+        };
+        if let (Err(_), Backend::Sentinel(sentinel)) = (&result, &self.backend) {
+            sentinel.forget();
         }
+        result
     }
 
     /// Reads `INFO server` and refuses servers older than 6.2 (no `GETDEL`).
@@ -327,6 +354,12 @@ impl ToRedisArgs for Encoded<'_> {
         let _ = arg.write_all(&header);
         let _ = arg.write_all(text.as_bytes());
     }
+}
+
+/// rustls needs one cryptographic provider for the process; crypt uses *ring* (the one the
+/// rest of the tree already builds). Installing twice is harmless.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// `GETDEL` arrived in Redis 6.2.
@@ -431,31 +464,5 @@ mod tests {
         assert_eq!(found, vec![(6, 2, "6.2.0".to_owned())]);
         assert!(supports_getdel(6, 2) && supports_getdel(7, 0) && supports_getdel(10, 0));
         assert!(!supports_getdel(6, 0) && !supports_getdel(5, 9) && !supports_getdel(0, 0));
-    }
-
-    #[test]
-    fn debug_never_shows_a_password() {
-        let c = RedisConfig {
-            url: "redis://:hunter2@a:6379/0, rediss://bob:s3cr%40t@b:1,redis://c:2,redis://tok3n@d:3".into(),
-            prefix: "crypt:".into(),
-            timeout: Duration::from_secs(1),
-        };
-        let shown = format!("{c:?} {c:#?}");
-        for secret in ["hunter2", "s3cr", "tok3n"] {
-            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
-        }
-        assert_eq!(c.redacted_url(), "redis://:***@a:6379/0,rediss://bob:***@b:1,redis://c:2,redis://***@d:3");
-    }
-
-    #[test]
-    fn cluster_urls_are_split_and_normalised() {
-        let c =
-            RedisConfig { url: "redis+cluster://a:1".into(), prefix: String::new(), timeout: Duration::from_secs(1) };
-        assert!(c.is_cluster());
-        assert_eq!(c.urls(), vec!["redis://a:1".to_owned()]);
-        let c = RedisConfig { url: "redis://a:1, redis://b:2".into(), ..c };
-        assert_eq!(c.urls(), vec!["redis://a:1".to_owned(), "redis://b:2".to_owned()]);
-        let single = RedisConfig { url: "redis://a:1".into(), ..c };
-        assert!(!single.is_cluster());
     }
 }

@@ -26,7 +26,12 @@ impl<S> Deref for Fixture<S> {
 
 fn config(url: String) -> RedisConfig {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
-    RedisConfig { url, prefix: format!("test{}:", SEQ.fetch_add(1, Ordering::SeqCst)), timeout: Duration::from_secs(2) }
+    RedisConfig {
+        url,
+        prefix: format!("test{}:", SEQ.fetch_add(1, Ordering::SeqCst)),
+        timeout: Duration::from_secs(2),
+        tls: crypt_redis::RedisTls::default(),
+    }
 }
 
 async fn single() -> Fixture<RedisServer> {

@@ -27,7 +27,7 @@ mod watchdog;
 
 pub use client_ip::client_ip;
 pub use crypt_http::{SettingError, Settings};
-pub use crypt_redis::RedisConfig;
+pub use crypt_redis::{RedisConfig, RedisTls};
 pub use serve::{spawn, Running, StartError};
 pub use settings::{Config, StoreKind};
 pub use system::{RandomIds, SystemClock};

@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("crypt-server: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(e.exit_code());
         }
     };
     shutdown_signal().await;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Route};
 use crypt_memory::{MemoryLimiter, MemoryStore};
-use crypt_redis::RedisStore;
+use crypt_redis::{RedisError, RedisStore};
 use futures::FutureExt;
 use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -41,9 +41,24 @@ pub enum StartError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The store cannot be used (a bad Redis URL, a Redis older than 6.2).
+    /// A store setting cannot be used (a Redis URL that is not one, a certificate file that
+    /// cannot be read): like any invalid setting, exit code 2.
+    #[error("{0}")]
+    Setting(String),
+    /// The store cannot be used (a Redis older than 6.2).
     #[error("{0}")]
     Store(String),
+}
+
+impl StartError {
+    /// The process's exit code for it: 2 for a setting, as for every invalid setting; 1
+    /// otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Setting(_) => 2,
+            StartError::Bind { .. } | StartError::Store(_) => 1,
+        }
+    }
 }
 
 /// A running server. Dropping it leaves the server running until the runtime stops; call
@@ -142,7 +157,10 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         StoreKind::Redis(config) => {
             // One store on one multiplexed connection serves as both ports. Redis expires keys
             // itself, so there is nothing to sweep.
-            let redis = RedisStore::connect(config).await.map_err(|e| StartError::Store(e.to_string()))?;
+            let redis = RedisStore::connect(config).await.map_err(|e| match e {
+                RedisError::BadUrl(_) | RedisError::Tls { .. } => StartError::Setting(e.to_string()),
+                RedisError::TooOld { .. } => StartError::Store(e.to_string()),
+            })?;
             let redis = Arc::new(redis);
             (redis.clone(), redis, None)
         }

@@ -3,7 +3,7 @@
 //! is written there), then turned into what this runtime needs.
 
 use crypt_http::{ApiSettings, SettingError, Settings, StoreChoice};
-use crypt_redis::RedisConfig;
+use crypt_redis::{RedisConfig, RedisTls};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,6 +68,11 @@ impl Config {
                 url: s.redis_url,
                 prefix: s.redis_prefix,
                 timeout: s.redis_timeout.duration(),
+                tls: RedisTls {
+                    ca_file: s.redis_ca_file.map(Into::into),
+                    client_cert_file: s.redis_client_cert_file.map(Into::into),
+                    client_key_file: s.redis_client_key_file.map(Into::into),
+                },
             }),
         };
         Ok(Self {

@@ -30,7 +30,7 @@ const REAPER: &str =
     r#"redis-server "$@" & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null"#;
 
 /// A port that is free now, whose cluster bus port (port + 10000) is free too.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let port = l.local_addr().unwrap().port();
@@ -108,6 +108,28 @@ impl RedisServer {
         }
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
         panic!("redis-server on port {} did not start:\n{log}", self.port);
+    }
+
+    /// A Sentinel (`redis-server <conf> --sentinel`) on `port` that watches the master on
+    /// `master_port` under `name`, decides alone (quorum 1) and calls the master down after
+    /// `down_after_ms` without an answer.
+    pub fn sentinel_on(port: u16, master_port: u16, name: &str, down_after_ms: u64) -> Self {
+        let conf = std::env::temp_dir().join(format!(
+            "crypt-sentinel-{}-{}-{}.conf",
+            std::process::id(),
+            port,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {name} {down_after_ms}\n\
+                 sentinel failover-timeout {name} 10000\n"
+            ),
+        )
+        .expect("write the sentinel's configuration (Sentinel rewrites it, so it must be writable)");
+        Self::start_on(port, &[conf.to_str().expect("a UTF-8 path"), "--sentinel"])
     }
 
     /// The port it listens on.

@@ -1,0 +1,88 @@
+//! What the tests that run `crypt-server` over Redis share: the process, and a client.
+#![allow(dead_code)] // each test file uses its own part
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A `crypt-server` process.
+pub struct Crypt {
+    child: Child,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Crypt {
+    pub fn start(redis_url: &str, extra: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crypt-server"))
+            .env_clear()
+            .env("CRYPT_LISTEN", "127.0.0.1:0")
+            .env("CRYPT_STORE", "redis")
+            .env("CRYPT_REDIS_URL", redis_url)
+            .env("CRYPT_RATE_LIMIT_MAX", "0")
+            .env("CRYPT_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(extra.iter().copied())
+            .current_dir(std::env::temp_dir())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn crypt-server");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        // Drain stderr for the life of the process, so logging never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => Crypt { child, base: format!("http://{addr}"), logs },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("crypt-server did not start: {:?}", logs.lock().unwrap());
+            }
+        }
+    }
+}
+
+impl Drop for Crypt {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+pub async fn create(http: &reqwest::Client, base: &str, text: &str) -> (u16, Value) {
+    match http.post(format!("{base}/")).body(json!({ "message": text }).to_string()).send().await {
+        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+        Err(e) => panic!("create: no HTTP answer: {e}"),
+    }
+}
+
+pub async fn read(http: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
+    let r = http.get(format!("{base}/{id}")).send().await.expect("read answered");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn status(http: &reqwest::Client, url: String) -> u16 {
+    http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+impl Crypt {
+    /// Every log line so far, joined.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
