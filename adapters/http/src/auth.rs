@@ -30,12 +30,17 @@ impl TokenHashes {
         let mut hashes = Vec::new();
         for (i, entry) in setting.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
             let bad = || format!("entry {} is not a SHA-256 hash in hex (64 characters of 0-9a-f)", i + 1);
-            if entry.len() != 64 {
+            // Hex digits only, checked first: slicing a 64-byte entry with a multibyte character
+            // at an odd byte panicked, and `from_str_radix` takes "+b" for 11 (both found by
+            // fuzzing).
+            let digits = entry.as_bytes();
+            if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
                 return Err(bad());
             }
+            let nibble = |d: u8| (d as char).to_digit(16).map_or(0, |v| v as u8);
             let mut hash = [0u8; 32];
-            for (j, byte) in hash.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&entry[2 * j..2 * j + 2], 16).map_err(|_| bad())?;
+            for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
+                *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
             }
             hashes.push(hash);
         }
@@ -109,6 +114,10 @@ mod tests {
             .unwrap_err()
             .starts_with("entry 2"));
         assert!(TokenHashes::parse(&"zz".repeat(32)).is_err());
+        // Found by fuzzing: a multibyte character at an odd byte, and a '+' sign.
+        assert!(TokenHashes::parse(&format!("{}é{}", "a".repeat(17), "b".repeat(45))).is_err());
+        assert!(TokenHashes::parse(&"+b".repeat(32)).is_err());
+        assert_eq!(TokenHashes::parse(&"aB".repeat(32)).unwrap().0[0], [0xab; 32]);
         assert_eq!(format!("{:?}", TokenHashes::parse(&hash_of("x")).unwrap()), "TokenHashes(1 configured)");
     }
 }
