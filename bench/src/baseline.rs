@@ -1,6 +1,7 @@
 //! The baseline: a minimal hyper server doing the same work as crypt with no layering. Parse
 //! the JSON, make a random 5-character id, store it with a TTL (a map, or `SET NX EX`), answer;
-//! read with remove (or `GETDEL`). No CORS, no security headers, no rate limiter, no ports.
+//! read with remove (or `GETDEL`), on one Redis or a Cluster. No CORS, no security headers, no
+//! rate limiter, no metrics, no ports.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -26,6 +27,7 @@ enum Store {
     /// 32 shards, like any sensible in-memory map under concurrency.
     Memory(Vec<Mutex<HashMap<String, (String, Instant)>>>),
     Redis(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 fn shard(id: &str) -> usize {
@@ -62,16 +64,14 @@ async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Fu
                         true
                     }
                 }
-                Store::Redis(conn) => {
-                    let mut conn = conn.clone();
-                    let ok: Result<Option<String>, _> = redis::cmd("SET")
-                        .arg(&id)
-                        .arg(&create.message)
-                        .arg("NX")
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async(&mut conn)
-                        .await;
+                Store::Redis(_) | Store::Cluster(_) => {
+                    let mut set = redis::cmd("SET");
+                    set.arg(&id).arg(&create.message).arg("NX").arg("EX").arg(ttl);
+                    let ok: Result<Option<String>, _> = match &*store {
+                        Store::Redis(conn) => set.query_async(&mut conn.clone()).await,
+                        Store::Cluster(conn) => set.query_async(&mut conn.clone()).await,
+                        Store::Memory(_) => unreachable!(),
+                    };
                     match ok {
                         Ok(v) => v.is_some(),
                         Err(_) => return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "{}".into())),
@@ -94,8 +94,10 @@ async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Fu
                 .filter(|(_, expires)| *expires > Instant::now())
                 .map(|(m, _)| m),
             Store::Redis(conn) => {
-                let mut conn = conn.clone();
-                redis::cmd("GETDEL").arg(id).query_async::<Option<String>>(&mut conn).await.ok().flatten()
+                redis::cmd("GETDEL").arg(id).query_async::<Option<String>>(&mut conn.clone()).await.ok().flatten()
+            }
+            Store::Cluster(conn) => {
+                redis::cmd("GETDEL").arg(id).query_async::<Option<String>>(&mut conn.clone()).await.ok().flatten()
             }
         };
         return Ok(match found {
@@ -110,6 +112,11 @@ async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Fu
 pub async fn serve(listener: TcpListener, redis_url: Option<String>) {
     let store = Arc::new(match redis_url {
         None => Store::Memory((0..32).map(|_| Mutex::new(HashMap::new())).collect()),
+        Some(urls) if urls.contains(',') => {
+            let client = redis::cluster::ClusterClient::new(urls.split(',').map(str::trim).collect::<Vec<_>>())
+                .expect("cluster urls");
+            Store::Cluster(client.get_async_connection().await.expect("cluster reachable"))
+        }
         Some(url) => {
             let client = redis::Client::open(url).expect("redis url");
             Store::Redis(redis::aio::ConnectionManager::new(client).await.expect("redis reachable"))

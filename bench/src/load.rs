@@ -44,16 +44,26 @@ struct Created {
 }
 
 /// Drives `addr` with `connections` connections for `warmup` (not counted) then `duration`.
-pub async fn run(addr: SocketAddr, connections: usize, size: usize, warmup: Duration, duration: Duration) -> Outcome {
+/// With `clients`, every request says it comes from one of that many addresses, drawn at
+/// random (`X-Forwarded-For`, which crypt believes from a trusted proxy on loopback).
+pub async fn run(
+    addr: SocketAddr,
+    connections: usize,
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+    clients: Option<u32>,
+) -> Outcome {
     let message = "x".repeat(size);
     let create_body = Bytes::from(serde_json::json!({ "message": message }).to_string());
     let expected_read = Bytes::from(serde_json::json!({ "message": message }).to_string());
     let start = Instant::now() + warmup;
     let end = start + duration;
     let tasks: Vec<_> = (0..connections)
-        .map(|_| {
+        .map(|i| {
             let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
-            tokio::spawn(async move { connection(addr, create_body, expected_read, start, end).await })
+            let clients = clients.map(|n| Clients::new(n, i as u64));
+            tokio::spawn(async move { connection(addr, create_body, expected_read, start, end, clients).await })
         })
         .collect();
     let mut total = Outcome { elapsed: duration, ..Outcome::default() };
@@ -66,6 +76,28 @@ pub async fn run(addr: SocketAddr, connections: usize, size: usize, warmup: Dura
     }
     total.latencies_us.sort_unstable();
     total
+}
+
+/// Addresses `10.a.b.c` for client numbers below `n` (up to 2^24), drawn by a xorshift
+/// generator: cheap enough not to load the load generator.
+struct Clients {
+    n: u32,
+    state: u64,
+}
+
+impl Clients {
+    fn new(n: u32, seed: u64) -> Self {
+        Self { n: n.clamp(1, 1 << 24), state: 0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9) }
+    }
+
+    fn next(&mut self) -> http::HeaderValue {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let i = (self.state % u64::from(self.n)) as u32;
+        let text = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        http::HeaderValue::from_str(&text).expect("an address is a header value")
+    }
 }
 
 async fn connect(addr: SocketAddr) -> Option<http1::SendRequest<Full<Bytes>>> {
@@ -93,6 +125,7 @@ async fn connection(
     expected_read: Bytes,
     start: Instant,
     end: Instant,
+    mut clients: Option<Clients>,
 ) -> Outcome {
     let mut out = Outcome::default();
     let Some(mut sender) = connect(addr).await else {
@@ -105,11 +138,14 @@ async fn connection(
             break;
         }
         let counted = t0 >= start;
-        let post = http::Request::post("/")
+        let mut post = http::Request::post("/")
             .header("host", "bench")
             .header("content-type", "application/json")
             .body(Full::new(create_body.clone()))
             .unwrap();
+        if let Some(c) = clients.as_mut() {
+            post.headers_mut().insert("x-forwarded-for", c.next());
+        }
         let created = match send(&mut sender, post).await {
             Some((s, body)) if s == 200 => serde_json::from_slice::<Created>(&body).ok(),
             _ => None,
@@ -125,10 +161,13 @@ async fn connection(
             }
             continue;
         };
-        let get = http::Request::get(format!("/{}", created.id))
+        let mut get = http::Request::get(format!("/{}", created.id))
             .header("host", "bench")
             .body(Full::new(Bytes::new()))
             .unwrap();
+        if let Some(c) = clients.as_mut() {
+            get.headers_mut().insert("x-forwarded-for", c.next());
+        }
         let read = send(&mut sender, get).await;
         let t2 = Instant::now();
         if !counted {

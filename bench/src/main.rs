@@ -4,6 +4,7 @@
 //! cargo run --release -p crypt-bench                 # the full sweep, writes bench/RESULTS.md
 //! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
+//! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
 //! ```
 //!
 //! Every measurement starts a fresh server process (crypt, or the baseline in `baseline.rs`)
@@ -37,6 +38,39 @@ impl Impl {
     }
 }
 
+/// How crypt is configured for a run. The baseline never limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// Rate limiting off, every request from one address (how the first benchmark ran).
+    Off,
+    /// As deployed: the default rate limit (60 per 60 s per client), metrics on, each request
+    /// from one of `clients` addresses through a trusted proxy's `X-Forwarded-For`.
+    Deployed { clients: u32 },
+}
+
+impl Shape {
+    fn arg(self) -> &'static str {
+        match self {
+            Shape::Off => "off",
+            Shape::Deployed { .. } => "default",
+        }
+    }
+
+    fn clients(self) -> Option<u32> {
+        match self {
+            Shape::Off => None,
+            Shape::Deployed { clients } => Some(clients),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Shape::Off => "limiting off, 1 client".into(),
+            Shape::Deployed { clients } => format!("default limit, {clients} clients"),
+        }
+    }
+}
+
 /// A server process under test, killed when dropped.
 struct Server {
     child: Child,
@@ -44,9 +78,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(which: Impl, redis_url: Option<&str>) -> Self {
+    fn start(which: Impl, redis_url: Option<&str>, shape: Shape) -> Self {
         let mut cmd = Command::new(std::env::current_exe().expect("own path"));
-        cmd.args(["serve", which.name()]);
+        cmd.args(["serve", which.name(), shape.arg()]);
         if let Some(url) = redis_url {
             cmd.arg(url);
         }
@@ -95,16 +129,20 @@ impl Drop for Server {
 }
 
 /// The child process: serve until killed, after printing `READY <addr>`.
-fn serve(which: &str, redis_url: Option<String>) {
+fn serve(which: &str, shape: &str, redis_url: Option<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         match which {
             "crypt" => {
                 let mut vars = vec![
                     ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
-                    ("CRYPT_RATE_LIMIT_MAX", "0".to_owned()),
                     ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string()),
                 ];
+                match shape {
+                    "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
+                    // The default limit; the load generator's X-Forwarded-For is believed.
+                    _ => vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned())),
+                }
                 if let Some(url) = redis_url {
                     vars.extend([
                         ("CRYPT_STORE", "redis".to_owned()),
@@ -151,10 +189,11 @@ fn measure(
     conns: usize,
     size: usize,
     plan: &Plan,
+    shape: Shape,
 ) -> (Outcome, f64, f64) {
-    let server = Server::start(which, redis);
+    let server = Server::start(which, redis, shape);
     let cpu_before = server.cpu_us();
-    let outcome = rt.block_on(load::run(server.addr, conns, size, plan.warmup, plan.duration));
+    let outcome = rt.block_on(load::run(server.addr, conns, size, plan.warmup, plan.duration, shape.clients()));
     let cpu_per_pair = (server.cpu_us() - cpu_before) / (outcome.pairs + outcome.warmup_pairs).max(1) as f64;
     (outcome, server.peak_rss_mib(), cpu_per_pair)
 }
@@ -167,7 +206,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args[1], args.get(2).cloned());
+        return serve(&args[1], &args[2], args.get(3).cloned());
     }
     // `drive ADDR CONNS SIZE SECS`: load a server started elsewhere (e.g. under valgrind, to count
     // instructions per pair) and print what was done.
@@ -175,8 +214,14 @@ fn main() {
         let num = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("drive ADDR CONNS SIZE SECS");
         let addr: SocketAddr = args.get(1).and_then(|a| a.parse().ok()).expect("drive ADDR CONNS SIZE SECS");
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let o =
-            rt.block_on(load::run(addr, num(2) as usize, num(3) as usize, Duration::ZERO, Duration::from_secs(num(4))));
+        let o = rt.block_on(load::run(
+            addr,
+            num(2) as usize,
+            num(3) as usize,
+            Duration::ZERO,
+            Duration::from_secs(num(4)),
+            args.get(5).and_then(|n| n.parse().ok()),
+        ));
         println!("pairs {} errors {}", o.pairs, o.errors);
         return;
     }
@@ -188,9 +233,17 @@ fn main() {
     } else {
         Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: 7 }
     };
+    let clients: u32 = args
+        .iter()
+        .position(|a| a == "--clients")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--clients N: a number up to 16777216"))
+        .unwrap_or(1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let redis = RedisServer::start();
     let redis_url = redis.url();
+    let cluster = RedisCluster::start();
+    let cluster_urls = cluster.urls();
     let stores: [(&'static str, Option<&str>); 2] = [("memory", None), ("redis", Some(redis_url.as_str()))];
     let mut report = String::new();
     let mut errors = 0;
@@ -203,53 +256,62 @@ fn main() {
         plan.warmup
     );
 
-    // 1. The headline: 32 connections, 100-byte messages, crypt and baseline alternating.
+    // 1. The headline: 32 connections, 100-byte messages, crypt and baseline alternating, in the
+    //    configuration the first benchmark used and in the one people deploy.
     let _ = writeln!(
         report,
-        "## Headline: 32 connections, 100 B messages (median of {} alternating runs)\n",
+        "## Headline: 32 connections, 100 B messages (median of {} alternating runs)\n\n\
+         The baseline never limits and has no metrics, so the ratio is the whole price of crypt's rules. \
+         \"default limit\": crypt as shipped (60 requests per 60 s per client, metrics on), each request from one of \
+         N addresses drawn at random (`X-Forwarded-For` through a trusted proxy).\n",
         plan.headline_runs
     );
     let _ = writeln!(
         report,
-        "| store | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
+        "| store | crypt configuration | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
          crypt server CPU µs/pair | baseline server CPU µs/pair | CPU ratio |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (store, url) in stores {
-        let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
-        let (mut c_cpu, mut b_cpu) = (vec![], vec![]);
-        for run in 0..plan.headline_runs {
-            let order = if run % 2 == 0 { [Impl::Crypt, Impl::Baseline] } else { [Impl::Baseline, Impl::Crypt] };
-            for which in order {
-                let (o, _, cpu) = measure(&rt, which, url, 32, 100, &plan);
-                if which == Impl::Crypt {
-                    c_cpu.push(cpu)
-                } else {
-                    b_cpu.push(cpu)
+    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let headline_stores: [(&'static str, Option<&str>); 3] =
+        [("memory", None), ("redis", Some(redis_url.as_str())), ("redis cluster", Some(cluster_urls.as_str()))];
+    for (store, url) in headline_stores {
+        for shape in [Shape::Off, Shape::Deployed { clients }] {
+            let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
+            let (mut c_cpu, mut b_cpu) = (vec![], vec![]);
+            for run in 0..plan.headline_runs {
+                let order = if run % 2 == 0 { [Impl::Crypt, Impl::Baseline] } else { [Impl::Baseline, Impl::Crypt] };
+                for which in order {
+                    let (o, _, cpu) = measure(&rt, which, url, 32, 100, &plan, shape);
+                    errors += o.errors;
+                    eprintln!(
+                        "headline {store} [{}] {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
+                        shape.label(),
+                        which.name(),
+                        o.pairs_per_sec(),
+                        o.quantile_ms(0.99),
+                        o.errors
+                    );
+                    let (rate, p99, cpus) = if which == Impl::Crypt {
+                        (&mut c_rate, &mut c_p99, &mut c_cpu)
+                    } else {
+                        (&mut b_rate, &mut b_p99, &mut b_cpu)
+                    };
+                    rate.push(o.pairs_per_sec());
+                    p99.push(o.quantile_ms(0.99));
+                    cpus.push(cpu);
                 }
-                errors += o.errors;
-                eprintln!(
-                    "headline {store} {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
-                    which.name(),
-                    o.pairs_per_sec(),
-                    o.quantile_ms(0.99),
-                    o.errors
-                );
-                let (rate, p99) =
-                    if which == Impl::Crypt { (&mut c_rate, &mut c_p99) } else { (&mut b_rate, &mut b_p99) };
-                rate.push(o.pairs_per_sec());
-                p99.push(o.quantile_ms(0.99));
             }
+            let (c, b, cp, bp) = (median(c_rate), median(b_rate), median(c_p99), median(b_p99));
+            let (cc, bc) = (median(c_cpu), median(b_cpu));
+            let _ = writeln!(
+                report,
+                "| {store} | {} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** | {cc:.1} | {bc:.1} | **{:.2}** |",
+                shape.label(),
+                c / b,
+                cp / bp,
+                cc / bc
+            );
         }
-        let (c, b, cp, bp) = (median(c_rate), median(b_rate), median(c_p99), median(b_p99));
-        let (cc, bc) = (median(c_cpu), median(b_cpu));
-        let _ = writeln!(
-            report,
-            "| {store} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** | {cc:.1} | {bc:.1} | **{:.2}** |",
-            c / b,
-            cp / bp,
-            cc / bc
-        );
     }
 
     if headline_only {
@@ -265,7 +327,7 @@ fn main() {
         for &c in conns {
             for &size in sizes {
                 for which in [Impl::Crypt, Impl::Baseline] {
-                    let (outcome, peak_rss_mib, _) = measure(&rt, which, url, c, size, &plan);
+                    let (outcome, peak_rss_mib, _) = measure(&rt, which, url, c, size, &plan, Shape::Off);
                     errors += outcome.errors;
                     eprintln!(
                         "sweep {store} c={c} size={size} {}: {:.0} pairs/s",
@@ -309,7 +371,7 @@ fn main() {
         let _ = writeln!(report, "| server | RSS MiB | stored MiB | target (1.3 × stored + 20) MiB |");
         let _ = writeln!(report, "|---|---:|---:|---:|");
         for which in [Impl::Crypt, Impl::Baseline] {
-            let server = Server::start(which, None);
+            let server = Server::start(which, None, Shape::Off);
             let stored = rt.block_on(fill(server.addr, 100_000, 1024));
             let rss = server.rss_mib();
             let stored_mib = stored as f64 / (1024.0 * 1024.0);
@@ -318,16 +380,17 @@ fn main() {
         }
 
         // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
-        let cluster = RedisCluster::start();
         let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
         let _ = writeln!(report, "| backend | processes | pairs/s | p99 ms |");
         let _ = writeln!(report, "|---|---:|---:|---:|");
-        for (backend, url) in [("redis", redis_url.clone()), ("redis cluster (3 masters)", cluster.urls())] {
+        for (backend, url) in [("redis", redis_url.clone()), ("redis cluster (3 masters)", cluster_urls.clone())] {
             for processes in [1usize, 2] {
-                let servers: Vec<Server> = (0..processes).map(|_| Server::start(Impl::Crypt, Some(&url))).collect();
+                let servers: Vec<Server> =
+                    (0..processes).map(|_| Server::start(Impl::Crypt, Some(&url), Shape::Off)).collect();
                 let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
                 let o = rt.block_on(async {
-                    let runs = addrs.iter().map(|&a| load::run(a, 64 / processes, 100, plan.warmup, plan.duration));
+                    let runs =
+                        addrs.iter().map(|&a| load::run(a, 64 / processes, 100, plan.warmup, plan.duration, None));
                     let parts = futures::future::join_all(runs).await;
                     let mut all = Outcome { elapsed: plan.duration, ..Outcome::default() };
                     for p in parts {

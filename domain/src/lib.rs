@@ -29,7 +29,10 @@ pub mod testkit;
 pub use ids::{is_reserved, IdAlphabet, RESERVED_NAMES};
 pub use message::{DecodeError, Message, MessageError, MessageId, StoredMessage, Ttl, TtlError};
 pub use policy::{Limits, Policy, PolicyError, RateLimit};
-pub use ports::{Clock, IdSource, Inserted, MaybeSendSync, MessageStore, RateDecision, RateLimiter, StoreError};
+pub use ports::{
+    Clock, Counted, CountingStore, IdSource, Inserted, MaybeSendSync, MessageStore, RateDecision, RateLimiter,
+    StoreError,
+};
 pub use rate::WindowLog;
 pub use vault::{AdmitError, CreateError, Created, Draft, OpenError, Vault};
 

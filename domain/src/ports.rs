@@ -103,6 +103,47 @@ pub trait RateLimiter: MaybeSendSync {
     async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError>;
 }
 
+/// What a [`CountingStore`] answers: the operation's result when the request was within the
+/// limit (and was counted), or the wait when it was not (and nothing was done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted<T> {
+    /// Within the limit: counted, and the operation ran.
+    Allowed(T),
+    /// Over the limit: nothing ran. As in [`RateDecision::Limited`].
+    Limited {
+        /// Milliseconds until the client may try again, when the store can say.
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// A store that also keeps the rate limit, and can count a request and run its operation in
+/// one step: on Redis, one script and one round trip instead of two. Its counts are the same
+/// as its [`RateLimiter`]'s and its messages the same as its [`MessageStore`]'s; the
+/// [`Vault`](crate::Vault) uses it, when given one, for the two requests that touch a message.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+pub trait CountingStore: MaybeSendSync {
+    /// [`RateLimiter::hit`], then, only if allowed, [`MessageStore::insert_new`], as one step.
+    async fn insert_new_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+        message: &StoredMessage,
+        ttl: Ttl,
+    ) -> Result<Counted<Inserted>, StoreError>;
+
+    /// [`RateLimiter::hit`], then, only if allowed, [`MessageStore::take`], as one step.
+    async fn take_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+    ) -> Result<Counted<Option<StoredMessage>>, StoreError>;
+}
+
 /// The current time.
 pub trait Clock: MaybeSendSync {
     /// Milliseconds since the Unix epoch. It need not be monotonic.

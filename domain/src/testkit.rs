@@ -6,8 +6,8 @@
 //! [`limiter_contract!`](crate::limiter_contract), so the adapters cannot drift apart.
 
 use crate::{
-    Clock, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy, RateDecision, RateLimit,
-    RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis, WindowLog,
+    Clock, Counted, CountingStore, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy,
+    RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis, WindowLog,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -115,6 +115,52 @@ impl MessageStore for MapStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
+    }
+}
+
+/// A [`CountingStore`] that is a store and a limiter called one after the other: what a
+/// one-step store must be equivalent to, for the vault's tests. Counts how often it was asked.
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// The messages.
+    pub store: std::sync::Arc<MapStore>,
+    /// The counts.
+    pub limiter: std::sync::Arc<LogLimiter>,
+    /// Counted operations asked for.
+    pub calls: AtomicUsize,
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl CountingStore for Joined {
+    async fn insert_new_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+        message: &StoredMessage,
+        ttl: Ttl,
+    ) -> Result<Counted<Inserted>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.limiter.hit(client, now, limit).await? {
+            RateDecision::Allowed => Ok(Counted::Allowed(self.store.insert_new(id, message, ttl).await?)),
+            RateDecision::Limited { retry_after_ms } => Ok(Counted::Limited { retry_after_ms }),
+        }
+    }
+
+    async fn take_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.limiter.hit(client, now, limit).await? {
+            RateDecision::Allowed => Ok(Counted::Allowed(self.store.take(id).await?)),
+            RateDecision::Limited { retry_after_ms } => Ok(Counted::Limited { retry_after_ms }),
+        }
     }
 }
 

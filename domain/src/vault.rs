@@ -1,8 +1,8 @@
 //! The use cases: admit a request, create a message, open (read and burn) a message.
 
 use crate::{
-    is_reserved, Clock, IdSource, Inserted, Message, MessageError, MessageId, MessageStore, Policy, RateDecision,
-    RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, TtlError, UnixMillis,
+    is_reserved, Clock, Counted, CountingStore, IdSource, Inserted, Message, MessageError, MessageId, MessageStore,
+    Policy, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, TtlError, UnixMillis,
 };
 use std::sync::Arc;
 
@@ -84,6 +84,8 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     policy: Policy,
+    /// The store and limiter in one, when they are one backend (see [`Vault::with_counting_store`]).
+    counting: Option<Arc<dyn CountingStore>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -101,7 +103,15 @@ impl Vault {
         ids: Arc<dyn IdSource>,
         policy: Policy,
     ) -> Self {
-        Self { store, limiter, clock, ids, policy }
+        Self { store, limiter, clock, ids, policy, counting: None }
+    }
+
+    /// The vault that counts a create or a read and runs it in one step of `counting`, which
+    /// must be the same backend as the store and the limiter (Redis: one round trip instead of
+    /// two). Every other request is still counted through the limiter.
+    pub fn with_counting_store(mut self, counting: Arc<dyn CountingStore>) -> Self {
+        self.counting = Some(counting);
+        self
     }
 
     /// The limits in force.
@@ -128,9 +138,7 @@ impl Vault {
         };
         match self.limiter.hit(client().as_ref(), self.clock.now(), limit).await {
             Ok(RateDecision::Allowed) => Ok(()),
-            Ok(RateDecision::Limited { retry_after_ms }) => {
-                Err(AdmitError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms, limit) })
-            }
+            Ok(RateDecision::Limited { retry_after_ms }) => Err(limited(retry_after_ms, limit)),
             Err(e) => Err(AdmitError::Store(e)),
         }
     }
@@ -143,25 +151,86 @@ impl Vault {
     /// # Errors
     /// A [`CreateError`] saying what was wrong; nothing is stored after an error.
     pub async fn create(&self, draft: Draft) -> Result<Created, CreateError> {
+        let (stored, ttl) = self.prepare(draft)?;
+        match self.insert(&stored, ttl, None).await {
+            Ok(created) => created,
+            Err(_) => unreachable!("an insert without counting is never limited"),
+        }
+    }
+
+    /// [`Vault::admit`] and [`Vault::create`] for one request by `client`: in one step of the
+    /// counting store when there is one (the count and the first insert together), else one
+    /// after the other. An invalid draft is counted too, and a limited client is told so
+    /// before it is told its draft was wrong, as with [`Vault::admit`] first.
+    ///
+    /// # Errors
+    /// The outer error when the request is not admitted (nothing is stored); the inner one
+    /// as [`Vault::create`].
+    pub async fn create_counted<K: AsRef<str>>(
+        &self,
+        client: impl FnOnce() -> K,
+        draft: Draft,
+    ) -> Result<Result<Created, CreateError>, AdmitError> {
+        let (Some(limit), Some(counting)) = (self.policy.rate_limit(), &self.counting) else {
+            self.admit(client).await?;
+            return Ok(self.create(draft).await);
+        };
+        let client = client();
+        let (stored, ttl) = match self.prepare(draft) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.admit(|| client).await?;
+                return Ok(Err(e));
+            }
+        };
+        self.insert(&stored, ttl, Some((client.as_ref(), limit, counting.as_ref()))).await
+    }
+
+    fn prepare(&self, draft: Draft) -> Result<(StoredMessage, Ttl), CreateError> {
         let message = Message::new(draft.message, &self.policy).map_err(CreateError::Message)?;
         let ttl = match draft.ttl_secs {
             Some(secs) => Ttl::new(secs, &self.policy).map_err(CreateError::Ttl)?,
             None => Ttl::default_for(&self.policy),
         };
         let expires_at = self.clock.now().saturating_add(ttl.secs().saturating_mul(1000));
-        let stored = StoredMessage { message, expires_at };
+        Ok((StoredMessage { message, expires_at }, ttl))
+    }
+
+    /// Stores under a fresh id; with `count`, the first insert also counts the request (and a
+    /// limited request stores nothing). An id that is taken is retried uncounted.
+    async fn insert(
+        &self,
+        stored: &StoredMessage,
+        ttl: Ttl,
+        mut count: Option<(&str, RateLimit, &dyn CountingStore)>,
+    ) -> Result<Result<Created, CreateError>, AdmitError> {
         for _ in 0..self.policy.id_attempts() {
             let candidate = self.ids.next_id(self.policy.id_length(), self.policy.id_alphabet());
             if is_reserved(&candidate) {
                 continue;
             }
             let Some(id) = MessageId::parse(&candidate) else { continue };
-            match self.store.insert_new(&id, &stored, ttl).await.map_err(CreateError::Store)? {
-                Inserted::Stored => return Ok(Created { id, expires_at }),
-                Inserted::Taken => continue,
+            let inserted = match count.take() {
+                Some((client, limit, counting)) => {
+                    match counting.insert_new_counted(client, self.clock.now(), limit, &id, stored, ttl).await {
+                        Ok(Counted::Allowed(inserted)) => Ok(inserted),
+                        Ok(Counted::Limited { retry_after_ms }) => return Err(limited(retry_after_ms, limit)),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => self.store.insert_new(&id, stored, ttl).await,
+            };
+            match inserted {
+                Ok(Inserted::Stored) => return Ok(Ok(Created { id, expires_at: stored.expires_at })),
+                Ok(Inserted::Taken) => continue,
+                Err(e) => return Ok(Err(CreateError::Store(e))),
             }
         }
-        Err(CreateError::NoUniqueId { attempts: self.policy.id_attempts() })
+        // Every candidate was reserved before the store was asked: the request still counts.
+        if let Some((client, _, _)) = count {
+            self.admit(|| client).await?;
+        }
+        Ok(Err(CreateError::NoUniqueId { attempts: self.policy.id_attempts() }))
     }
 
     /// Reads the message under `raw_id` and destroys it.
@@ -171,7 +240,37 @@ impl Vault {
     /// message (which this call also removes); [`OpenError::Store`] when the store fails.
     pub async fn open(&self, raw_id: &str) -> Result<Message, OpenError> {
         let id = MessageId::parse(raw_id).ok_or(OpenError::NotFound)?;
-        let stored = self.store.take(&id).await.map_err(OpenError::Store)?.ok_or(OpenError::NotFound)?;
+        let stored = self.store.take(&id).await.map_err(OpenError::Store)?;
+        self.unexpired(stored)
+    }
+
+    /// [`Vault::admit`] and [`Vault::open`] for one request by `client`: in one step of the
+    /// counting store when there is one, else one after the other. A raw id that is not an id
+    /// is counted too.
+    ///
+    /// # Errors
+    /// The outer error when the request is not admitted (nothing is read or burned); the inner
+    /// one as [`Vault::open`].
+    pub async fn open_counted<K: AsRef<str>>(
+        &self,
+        client: impl FnOnce() -> K,
+        raw_id: &str,
+    ) -> Result<Result<Message, OpenError>, AdmitError> {
+        let (Some(limit), Some(counting), Some(id)) =
+            (self.policy.rate_limit(), &self.counting, MessageId::parse(raw_id))
+        else {
+            self.admit(client).await?;
+            return Ok(self.open(raw_id).await);
+        };
+        match counting.take_counted(client().as_ref(), self.clock.now(), limit, &id).await {
+            Ok(Counted::Allowed(stored)) => Ok(self.unexpired(stored)),
+            Ok(Counted::Limited { retry_after_ms }) => Err(limited(retry_after_ms, limit)),
+            Err(e) => Ok(Err(OpenError::Store(e))),
+        }
+    }
+
+    fn unexpired(&self, stored: Option<StoredMessage>) -> Result<Message, OpenError> {
+        let stored = stored.ok_or(OpenError::NotFound)?;
         if stored.is_expired(self.clock.now()) {
             return Err(OpenError::NotFound);
         }
@@ -185,6 +284,10 @@ impl Vault {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
+}
+
+fn limited(retry_after_ms: Option<u64>, limit: RateLimit) -> AdmitError {
+    AdmitError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms, limit) }
 }
 
 /// The whole seconds a limited client is told to wait: the limiter's wait rounded up (never 0,
@@ -340,5 +443,62 @@ mod tests {
         assert_eq!(block_on(on.admit(|| "c")), Ok(()));
         assert_eq!(block_on(on.admit(|| "c")), Err(AdmitError::RateLimited { retry_after_secs: 9 }));
         assert_eq!(block_on(on.admit(|| "other")), Ok(()));
+    }
+
+    /// A vault whose store, limiter and counting store are one [`Joined`] backend, limited to
+    /// `max` requests per minute.
+    fn counting_vault(ids: &[&str], max: u32) -> (Vault, Arc<crate::testkit::Joined>) {
+        let joined = Arc::new(crate::testkit::Joined::default());
+        let policy = Policy::new(Limits { rate_limit_max: max, ..Limits::default() }).unwrap();
+        let vault = Vault::new(
+            joined.store.clone(),
+            joined.limiter.clone(),
+            Arc::new(ManualClock::new(1_000_000)),
+            Arc::new(FixedIds::new(ids)),
+            policy,
+        )
+        .with_counting_store(joined.clone());
+        (vault, joined)
+    }
+
+    #[test]
+    fn a_counted_create_is_one_step_and_a_limited_one_stores_nothing() {
+        let (v, joined) = counting_vault(&["aaaaa", "bbbbb"], 1);
+        let created = block_on(v.create_counted(|| "c", draft("hi", None))).unwrap().unwrap();
+        assert_eq!(created.id.as_str(), "aaaaa");
+        assert_eq!(joined.calls.load(std::sync::atomic::Ordering::SeqCst), 1, "one step, not admit then insert");
+        let limited = block_on(v.create_counted(|| "c", draft("again", None)));
+        assert!(matches!(limited, Err(AdmitError::RateLimited { retry_after_secs: 60 })));
+        assert_eq!(joined.store.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_draft_and_a_non_id_are_still_counted() {
+        let (v, _) = counting_vault(&["aaaaa"], 2);
+        let bad = block_on(v.create_counted(|| "c", draft("   ", None))).unwrap();
+        assert!(matches!(bad, Err(CreateError::Message(MessageError::Empty))));
+        assert_eq!(block_on(v.open_counted(|| "c", "not-an-id!")).unwrap(), Err(OpenError::NotFound));
+        assert!(block_on(v.open_counted(|| "c", "zzzzz")).is_err(), "the budget of 2 is spent");
+    }
+
+    #[test]
+    fn a_taken_id_is_retried_without_counting_twice() {
+        let (v, joined) = counting_vault(&["aaaaa", "aaaaa", "bbbbb"], 2);
+        block_on(v.create_counted(|| "other", draft("first", None))).unwrap().unwrap();
+        let created = block_on(v.create_counted(|| "c", draft("second", None))).unwrap().unwrap();
+        assert_eq!(created.id.as_str(), "bbbbb");
+        assert_eq!(joined.store.len(), 2);
+        // "c" spent one of its two: one more is allowed.
+        assert!(block_on(v.open_counted(|| "c", "aaaaa")).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_limited_counted_read_burns_nothing() {
+        let (v, _) = counting_vault(&["aaaaa"], 1);
+        block_on(v.create_counted(|| "writer", draft("keep me", None))).unwrap().unwrap();
+        block_on(v.open_counted(|| "reader", "zzzzz")).unwrap().unwrap_err();
+        assert!(block_on(v.open_counted(|| "reader", "aaaaa")).is_err(), "limited");
+        let read = block_on(v.open_counted(|| "someone else", "aaaaa")).unwrap().unwrap();
+        assert_eq!(read.as_str(), "keep me");
     }
 }

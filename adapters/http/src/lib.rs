@@ -274,28 +274,47 @@ impl Api {
         if route == Route::Root && method == Method::GET && web::wants_html(headers) {
             return Ok(self.pages.compose());
         }
-        self.vault.admit(|| client.key(self.ipv6_prefix)).await?;
+        let key = || client.key(self.ipv6_prefix);
+        // A create and a read are counted by the vault together with their store operation
+        // (one Redis round trip); every other request is counted here first.
         match (route, method) {
-            (Route::Root, &Method::POST) if self.create_tokens.required() && !self.create_tokens.admits(headers) => {
-                Err(ApiError::Unauthorized)
+            (Route::Root, &Method::POST) => self.create(headers, &body, key).await,
+            (Route::Message(id), &Method::GET) => self.open(id, key).await,
+            (route, _) => {
+                self.vault.admit(key).await?;
+                Err(match route {
+                    Route::Root => ApiError::MethodNotAllowed { allow: "POST, OPTIONS" },
+                    Route::Message(_) => ApiError::MethodNotAllowed { allow: "GET, OPTIONS" },
+                    _ => ApiError::RouteNotFound,
+                })
             }
-            (Route::Root, &Method::POST) => self.create(&body).await,
-            (Route::Root, _) => Err(ApiError::MethodNotAllowed { allow: "POST, OPTIONS" }),
-            (Route::Message(id), &Method::GET) => self.open(id).await,
-            (Route::Message(_), _) => Err(ApiError::MethodNotAllowed { allow: "GET, OPTIONS" }),
-            _ => Err(ApiError::RouteNotFound),
         }
     }
 
-    async fn create(&self, body: &[u8]) -> Result<Response<Bytes>, ApiError> {
-        let draft = parse::parse_draft(body)?;
-        let created = self.vault.create(draft).await?;
+    async fn create<K: AsRef<str>>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        key: impl FnOnce() -> K,
+    ) -> Result<Response<Bytes>, ApiError> {
+        if self.create_tokens.required() && !self.create_tokens.admits(headers) {
+            self.vault.admit(key).await?;
+            return Err(ApiError::Unauthorized);
+        }
+        let draft = match parse::parse_draft(body) {
+            Ok(draft) => draft,
+            Err(e) => {
+                self.vault.admit(key).await?;
+                return Err(e.into());
+            }
+        };
+        let created = self.vault.create_counted(key, draft).await??;
         let expires_at = format_rfc3339(created.expires_at);
         Ok(response(StatusCode::OK, json_out::created(created.id.as_str(), &expires_at)))
     }
 
-    async fn open(&self, raw_id: &str) -> Result<Response<Bytes>, ApiError> {
-        let message = self.vault.open(raw_id).await?;
+    async fn open<K: AsRef<str>>(&self, raw_id: &str, key: impl FnOnce() -> K) -> Result<Response<Bytes>, ApiError> {
+        let message = self.vault.open_counted(key, raw_id).await??;
         Ok(response(StatusCode::OK, json_out::message(message.as_str())))
     }
 }

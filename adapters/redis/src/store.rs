@@ -2,7 +2,8 @@ use crate::config::{SentinelUrl, Topology};
 use crate::{RedisConfig, RedisError};
 use async_trait::async_trait;
 use crypt_domain::{
-    Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis,
+    Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError,
+    StoredMessage, Ttl, UnixMillis,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -139,6 +140,8 @@ pub struct RedisStore {
     /// readiness probes while unknown (Redis may appear after crypt).
     version: AtomicU8,
     limiter: Script,
+    create_counted: Script,
+    take_counted: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -157,21 +160,54 @@ impl std::fmt::Debug for RedisStore {
 /// KEYS[1] the client's log (a sorted set of instants); ARGV: now (ms), window (ms), budget,
 /// a unique member for this hit. Returns 0 when allowed (and counted), else the milliseconds
 /// until the oldest counted hit leaves the window.
-const SLIDING_WINDOW: &str = r"
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local budget = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= budget then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  local wait = tonumber(oldest[2]) + window - now
-  if wait < 1 then wait = 1 end
-  return wait
+/// The window as a Lua function, `window()`: 0 when the hit is allowed (and counted), else the
+/// milliseconds to wait. Shared by the limiter's script and the two counted operations.
+macro_rules! window_fn {
+    () => {
+        r"
+local function window()
+  local now = tonumber(ARGV[1])
+  local window = tonumber(ARGV[2])
+  local budget = tonumber(ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= budget then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    local wait = tonumber(oldest[2]) + window - now
+    if wait < 1 then wait = 1 end
+    return wait
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
 end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], window)
-return 0
-";
+"
+    };
+}
+
+const SLIDING_WINDOW: &str = concat!(window_fn!(), "return window()\n");
+
+/// A counted create: KEYS[1] the client's log, KEYS[2] the message; ARGV 1-4 as the window's,
+/// then the stored value and the TTL in seconds. `{wait}` when limited (nothing stored), else
+/// `{0, 1}` stored or `{0, 0}` taken.
+const CREATE_COUNTED: &str = concat!(
+    window_fn!(),
+    r"
+local wait = window()
+if wait > 0 then return {wait} end
+if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'EX', ARGV[6]) then return {0, 1} end
+return {0, 0}
+"
+);
+
+/// A counted read: as [`CREATE_COUNTED`], then `{0, value}` (nil when absent) from `GETDEL`.
+const TAKE_COUNTED: &str = concat!(
+    window_fn!(),
+    r"
+local wait = window()
+if wait > 0 then return {wait} end
+return {0, redis.call('GETDEL', KEYS[2])}
+"
+);
 
 fn unavailable(e: redis::RedisError) -> StoreError {
     if e.code() == Some("OOM") {
@@ -244,6 +280,8 @@ impl RedisStore {
             timeout: config.timeout,
             version: AtomicU8::new(VERSION_UNKNOWN),
             limiter: Script::new(SLIDING_WINDOW),
+            create_counted: Script::new(CREATE_COUNTED),
+            take_counted: Script::new(TAKE_COUNTED),
         };
         match store.check_version().await {
             Ok(()) => tracing::info!(prefix = %store.prefix, "connected to Redis"),
@@ -433,6 +471,85 @@ impl RateLimiter for RedisStore {
         };
         let wait_ms = self.bounded(work).await?;
         Ok(if wait_ms == 0 { RateDecision::Allowed } else { RateDecision::Limited { retry_after_ms: Some(wait_ms) } })
+    }
+}
+
+impl RedisStore {
+    /// True when a count and a store operation can run as one script: on one node (or the
+    /// master Sentinel names), not on Cluster, where the client's log and the message live in
+    /// different slots (a hash tag cannot join a per-client key to a per-message one).
+    pub fn counts_in_one_step(&self) -> bool {
+        !matches!(self.backend, Backend::Cluster { .. })
+    }
+
+    /// Runs a counted operation's script: `{wait}` when limited, else `{0, result}`.
+    async fn counted(
+        &self,
+        script: &Script,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+        extra: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Counted<Value>, StoreError> {
+        let member = format!("{now}-{:016x}", rand::random::<u64>());
+        let (rate_key, message_key) = (self.rate_key(client), self.message_key(id));
+        let work = async {
+            let mut conn = self.conn().await?;
+            let mut invocation = script.prepare_invoke();
+            invocation.key(rate_key).key(message_key).arg(now).arg(limit.window_ms()).arg(limit.max()).arg(member);
+            extra(&mut invocation);
+            invocation.invoke_async::<Vec<Value>>(&mut conn).await.map_err(unavailable)
+        };
+        let mut reply = self.bounded(work).await?.into_iter();
+        match (reply.next(), reply.next()) {
+            (Some(Value::Int(0)), Some(result)) => Ok(Counted::Allowed(result)),
+            (Some(Value::Int(0)), None) => Ok(Counted::Allowed(Value::Nil)),
+            (Some(Value::Int(wait)), _) => Ok(Counted::Limited { retry_after_ms: u64::try_from(wait).ok() }),
+            _ => Err(StoreError::Unavailable("unexpected reply from a counted script".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl CountingStore for RedisStore {
+    async fn insert_new_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+        message: &StoredMessage,
+        ttl: Ttl,
+    ) -> Result<Counted<Inserted>, StoreError> {
+        let counted = self
+            .counted(&self.create_counted, client, now, limit, id, |i| {
+                i.arg(Encoded(message)).arg(ttl.secs());
+            })
+            .await?;
+        Ok(match counted {
+            Counted::Allowed(Value::Int(1)) => Counted::Allowed(Inserted::Stored),
+            Counted::Allowed(_) => Counted::Allowed(Inserted::Taken),
+            Counted::Limited { retry_after_ms } => Counted::Limited { retry_after_ms },
+        })
+    }
+
+    async fn take_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
+        let counted = self.counted(&self.take_counted, client, now, limit, id, |_| {}).await?;
+        Ok(match counted {
+            Counted::Allowed(Value::BulkString(bytes)) => Counted::Allowed(Some(
+                StoredMessage::decode(bytes)
+                    .map_err(|e| StoreError::Unavailable(format!("stored value is corrupt: {e}")))?,
+            )),
+            Counted::Allowed(_) => Counted::Allowed(None),
+            Counted::Limited { retry_after_ms } => Counted::Limited { retry_after_ms },
+        })
     }
 }
 

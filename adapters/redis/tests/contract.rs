@@ -63,3 +63,68 @@ mod cluster_of_three {
         crypt_domain::limiter_contract!(cluster(), now());
     }
 }
+
+/// The counted operations (`CountingStore`: the count and the store operation in one script) on
+/// a single node: they share the limiter's counts, a limited request does nothing, and a
+/// counted read still burns exactly once.
+mod counted {
+    use super::*;
+    use crypt_domain::{
+        Counted, CountingStore, Inserted, Message, MessageId, MessageStore, Policy, RateDecision, RateLimit,
+        RateLimiter, StoredMessage, Ttl,
+    };
+
+    fn message(text: &str) -> StoredMessage {
+        StoredMessage { message: Message::new(text.into(), &Policy::default()).unwrap(), expires_at: now() + 60_000 }
+    }
+
+    fn ttl() -> Ttl {
+        Ttl::default_for(&Policy::default())
+    }
+
+    const LIMIT: RateLimit = match RateLimit::of(3, 60) {
+        Some(l) => l,
+        None => unreachable!(),
+    };
+
+    #[tokio::test]
+    async fn counts_are_shared_with_the_limiter_and_a_limited_request_does_nothing() {
+        let s = single().await;
+        assert!(s.counts_in_one_step());
+        let (a, b) = (MessageId::parse("aaaaa").unwrap(), MessageId::parse("bbbbb").unwrap());
+        assert_eq!(s.hit("c1", now(), LIMIT).await.unwrap(), RateDecision::Allowed);
+        let stored = s.insert_new_counted("c1", now(), LIMIT, &a, &message("one"), ttl()).await.unwrap();
+        assert_eq!(stored, Counted::Allowed(Inserted::Stored));
+        let taken = s.insert_new_counted("c1", now(), LIMIT, &a, &message("two"), ttl()).await.unwrap();
+        assert_eq!(taken, Counted::Allowed(Inserted::Taken), "an id that is taken is not overwritten");
+        // The budget of 3 is spent (one hit, two counted creates): nothing more runs.
+        let limited = s.insert_new_counted("c1", now(), LIMIT, &b, &message("three"), ttl()).await.unwrap();
+        assert!(matches!(limited, Counted::Limited { retry_after_ms: Some(ms) } if ms > 0 && ms <= 60_000));
+        assert_eq!(s.take(&b).await.unwrap(), None, "a limited create stores nothing");
+        assert!(matches!(s.take_counted("c1", now(), LIMIT, &a).await.unwrap(), Counted::Limited { .. }));
+        assert!(matches!(s.hit("c1", now(), LIMIT).await.unwrap(), RateDecision::Limited { .. }));
+        // Another client has its own budget, and a limited read burned nothing.
+        let Counted::Allowed(Some(read)) = s.take_counted("c2", now(), LIMIT, &a).await.unwrap() else {
+            panic!("the message was not read")
+        };
+        assert_eq!(read.message.as_str(), "one");
+        assert_eq!(s.take_counted("c2", now(), LIMIT, &a).await.unwrap(), Counted::Allowed(None));
+    }
+
+    #[tokio::test]
+    async fn concurrent_counted_reads_burn_exactly_once() {
+        let s = single().await;
+        let many = RateLimit::of(10_000, 60).unwrap();
+        for round in 0..50 {
+            let id = MessageId::parse(&format!("x{round:04}")).unwrap();
+            s.insert_new_counted("w", now(), many, &id, &message("once"), ttl()).await.unwrap();
+            let reads = (0..8).map(|r| {
+                let (s, id) = (&s, id.clone());
+                async move { s.take_counted(&format!("r{r}"), now(), many, &id).await.unwrap() }
+            });
+            let got = futures::future::join_all(reads).await;
+            let hits = got.iter().filter(|c| matches!(c, Counted::Allowed(Some(_)))).count();
+            assert_eq!(hits, 1, "round {round}: {got:?}");
+        }
+    }
+}

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use crypt_domain::{
-    Clock, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl,
-    UnixMillis,
+    Clock, Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError,
+    StoredMessage, Ttl, UnixMillis,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -252,6 +252,73 @@ impl RateLimiter for MeteredLimiter {
             Ok(RateDecision::Allowed) => {}
             Err(e) => self.metrics.store_error(e),
         }
+        result
+    }
+}
+
+/// A [`CountingStore`] that counts what passes through it, as [`MeteredStore`] and
+/// [`MeteredLimiter`] do for the two ports it joins (its operations are labelled
+/// `insert_counted` and `take_counted`: one Redis script each).
+pub(crate) struct MeteredCounting {
+    pub(crate) inner: Arc<dyn CountingStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) store: &'static str,
+}
+
+impl MeteredCounting {
+    fn outcome<T>(&self, result: &Result<Counted<T>, StoreError>, counted: impl FnOnce(&T)) {
+        match result {
+            Ok(Counted::Allowed(value)) => counted(value),
+            Ok(Counted::Limited { .. }) => {
+                self.metrics.rate_limited.inc();
+            }
+            Err(e) => self.metrics.store_error(e),
+        }
+    }
+}
+
+#[async_trait]
+impl CountingStore for MeteredCounting {
+    async fn insert_new_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+        message: &StoredMessage,
+        ttl: Ttl,
+    ) -> Result<Counted<Inserted>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.insert_new_counted(client, now, limit, id, message, ttl).await;
+        self.metrics.op(self.store, "insert_counted", started);
+        self.outcome(&result, |inserted| {
+            if *inserted == Inserted::Stored {
+                self.metrics.created.inc();
+            }
+        });
+        result
+    }
+
+    async fn take_counted(
+        &self,
+        client: &str,
+        now: UnixMillis,
+        limit: RateLimit,
+        id: &MessageId,
+    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.take_counted(client, now, limit, id).await;
+        self.metrics.op(self.store, "take_counted", started);
+        self.outcome(&result, |taken| match taken {
+            Some(m) if m.is_expired(self.clock.now()) => {
+                self.metrics.expired.inc();
+            }
+            Some(_) => {
+                self.metrics.burned.inc();
+            }
+            None => {}
+        });
         result
     }
 }

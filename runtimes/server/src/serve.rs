@@ -2,12 +2,12 @@
 
 use crate::admission::{self, Admission};
 use crate::linger::{LingerFlag, Lingering};
-use crate::metrics::{MeteredLimiter, MeteredStore, Metrics};
+use crate::metrics::{MeteredCounting, MeteredLimiter, MeteredStore, Metrics};
 use crate::settings::{Config, StoreKind};
 use crate::watchdog::{Activity, Counted};
 use crate::{client_ip, RandomIds, SystemClock};
 use bytes::Bytes;
-use crypt_domain::{Clock, MessageStore, RateLimiter, Vault};
+use crypt_domain::{Clock, CountingStore, MessageStore, RateLimiter, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Route};
 use crypt_memory::{MemoryLimiter, MemoryStore};
 use crypt_redis::{RedisError, RedisStore};
@@ -140,8 +140,8 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Arc::new(Metrics::new());
 
-    type Ports = (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, Option<JoinHandle<()>>);
-    let (store, limiter, sweeper): Ports = match &settings.store {
+    type Ports = (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, Option<Arc<dyn CountingStore>>, Option<JoinHandle<()>>);
+    let (store, limiter, counting, sweeper): Ports = match &settings.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
@@ -152,7 +152,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
                 settings.api.policy.rate_limit(),
                 metrics.clone(),
             );
-            (store, limiter, Some(sweeper))
+            (store, limiter, None, Some(sweeper))
         }
         StoreKind::Redis(config) => {
             // One store on one multiplexed connection serves as both ports. Redis expires keys
@@ -162,7 +162,10 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
                 RedisError::TooOld { .. } => StartError::Store(e.to_string()),
             })?;
             let redis = Arc::new(redis);
-            (redis.clone(), redis, None)
+            // A create or a read and its count in one script: one round trip instead of two
+            // (not on Cluster, where the two keys live in different slots).
+            let counting: Option<Arc<dyn CountingStore>> = redis.counts_in_one_step().then(|| redis.clone() as _);
+            (redis.clone(), redis, counting, None)
         }
     };
 
@@ -175,7 +178,14 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     let store =
         Arc::new(MeteredStore { inner: store, clock: clock.clone(), metrics: metrics.clone(), store: store_label });
     let limiter = Arc::new(MeteredLimiter { inner: limiter, metrics: metrics.clone(), store: store_label });
-    let vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
+    let counting = counting.map(|inner| {
+        Arc::new(MeteredCounting { inner, clock: clock.clone(), metrics: metrics.clone(), store: store_label })
+            as Arc<dyn CountingStore>
+    });
+    let mut vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
+    if let Some(counting) = counting {
+        vault = vault.with_counting_store(counting);
+    }
     let rendered = {
         let metrics = metrics.clone();
         crypt_http::Metrics::new(move || metrics.render())
