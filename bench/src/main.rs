@@ -225,6 +225,10 @@ fn main() {
         println!("pairs {} errors {}", o.pairs, o.errors);
         return;
     }
+    if args.first().map(String::as_str) == Some("limiter-memory") {
+        println!("{}", limiter_memory(1_000_000));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // Only the headline comparison, for iterating on a change (nothing is written).
     let headline_only = args.iter().any(|a| a == "--headline");
@@ -269,20 +273,23 @@ fn main() {
     let _ = writeln!(
         report,
         "| store | crypt configuration | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
-         crypt server CPU µs/pair | baseline server CPU µs/pair | CPU ratio |"
+         crypt server CPU µs/pair | baseline server CPU µs/pair | CPU ratio | crypt peak RSS MiB |"
     );
-    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let headline_stores: [(&'static str, Option<&str>); 3] =
         [("memory", None), ("redis", Some(redis_url.as_str())), ("redis cluster", Some(cluster_urls.as_str()))];
     for (store, url) in headline_stores {
         for shape in [Shape::Off, Shape::Deployed { clients }] {
             let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
-            let (mut c_cpu, mut b_cpu) = (vec![], vec![]);
+            let (mut c_cpu, mut b_cpu, mut c_rss) = (vec![], vec![], vec![]);
             for run in 0..plan.headline_runs {
                 let order = if run % 2 == 0 { [Impl::Crypt, Impl::Baseline] } else { [Impl::Baseline, Impl::Crypt] };
                 for which in order {
-                    let (o, _, cpu) = measure(&rt, which, url, 32, 100, &plan, shape);
+                    let (o, rss, cpu) = measure(&rt, which, url, 32, 100, &plan, shape);
                     errors += o.errors;
+                    if which == Impl::Crypt {
+                        c_rss.push(rss);
+                    }
                     eprintln!(
                         "headline {store} [{}] {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
                         shape.label(),
@@ -305,11 +312,12 @@ fn main() {
             let (cc, bc) = (median(c_cpu), median(b_cpu));
             let _ = writeln!(
                 report,
-                "| {store} | {} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** | {cc:.1} | {bc:.1} | **{:.2}** |",
+                "| {store} | {} | {c:.0} | {b:.0} | **{:.2}** | {cp:.2} | {bp:.2} | **{:.2}** | {cc:.1} | {bc:.1} | **{:.2}** | {:.1} |",
                 shape.label(),
                 c / b,
                 cp / bp,
-                cc / bc
+                cc / bc,
+                median(c_rss)
             );
         }
     }
@@ -379,6 +387,11 @@ fn main() {
                 writeln!(report, "| {} | {rss:.1} | {stored_mib:.1} | {:.1} |", which.name(), 1.3 * stored_mib + 20.0);
         }
 
+        // 3b. The memory limiter's cost per client, in a process of its own.
+        let out = Command::new(std::env::current_exe().expect("own path")).arg("limiter-memory").output().unwrap();
+        let _ = writeln!(report, "\n## Memory limiter: 1,000,000 distinct clients in one window\n");
+        let _ = writeln!(report, "{}", String::from_utf8_lossy(&out.stdout).trim());
+
         // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
         let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
         let _ = writeln!(report, "| backend | processes | pairs/s | p99 ms |");
@@ -446,4 +459,36 @@ async fn fill(addr: SocketAddr, count: usize, size: usize) -> usize {
         t.unwrap();
     }
     per * 16 * size
+}
+
+/// Resident memory of this process, in bytes.
+fn own_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// What the memory limiter holds for `n` distinct clients with one request each in the window
+/// (the server's default limit), measured as this process's resident memory.
+fn limiter_memory(n: u32) -> String {
+    let limit = crypt_domain::RateLimit::of(60, 60).expect("the default limit");
+    let limiter = crypt_memory::MemoryLimiter::default();
+    let before = own_rss();
+    for i in 0..n {
+        let client = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        limiter.hit_now(&client, 1_000_000 + u64::from(i) / 1000, limit);
+    }
+    let after = own_rss();
+    let per = after.saturating_sub(before) as f64 / f64::from(n);
+    let swept = limiter.sweep(1_000_000 + 61_000 + u64::from(n) / 1000, limit);
+    format!(
+        "{} clients: {:.0} MiB resident, **{per:.0} bytes per client** (a hash, its log of instants and its place in the \
+         sweep queue); a sweep a window later dropped {swept}.",
+        limiter.clients() + swept,
+        (after - before) as f64 / (1 << 20) as f64
+    )
 }

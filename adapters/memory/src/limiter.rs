@@ -1,7 +1,8 @@
-use crate::{shard_of, SHARDS};
+use crate::SHARDS;
 use async_trait::async_trait;
 use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, WindowLog};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,14 +15,47 @@ use std::sync::{Mutex, MutexGuard};
 /// the rest), and can be capped ([`MemoryLimiter::bounded`]): a new client past the cap is let
 /// through uncounted rather than refused, so a flood of addresses cannot lock out everyone
 /// else, nor grow the map without bound.
+///
+/// A client is known by a 64-bit hash of its key, keyed at random per process (so no one can
+/// aim two keys at one slot): no string is stored, and two of a million clients share a log
+/// with odds of about 1 in 3 × 10^7. Each shard keeps its allowed hits in time order, so a
+/// sweep looks only at the hits that have left the window, never at every client.
 #[derive(Debug)]
 pub struct MemoryLimiter {
-    /// One lock per shard, held only while one client's log is updated.
-    shards: Box<[Mutex<HashMap<String, WindowLog>>]>,
+    /// One lock per shard, held only while one client's log is updated (or its expired hits
+    /// are swept).
+    shards: Box<[Mutex<Shard>]>,
     /// Clients with a log, across shards.
     clients: AtomicUsize,
     /// The most clients tracked at once.
     max_clients: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    logs: HashMap<u64, WindowLog, BuildHasherDefault<AlreadyHashed>>,
+    /// `(instant, client)` of every allowed hit, oldest first.
+    hits: VecDeque<(UnixMillis, u64)>,
+}
+
+/// The map's keys are hashes already: use them as they are.
+#[derive(Debug, Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Default for MemoryLimiter {
@@ -38,21 +72,34 @@ impl MemoryLimiter {
     /// A limiter that tracks at most `max_clients` clients at once.
     pub fn bounded(max_clients: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             clients: AtomicUsize::new(0),
             max_clients,
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
     /// Drops the logs of clients with no request left in the window, so memory follows the
-    /// number of active clients; returns how many were dropped.
+    /// number of active clients; returns how many were dropped. Its work is the hits that
+    /// left the window since the last sweep, not the clients held.
     pub fn sweep(&self, now: UnixMillis, limit: RateLimit) -> usize {
         let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut map = lock(shard);
-            let before = map.len();
-            map.retain(|_, log| !log.is_idle(now, limit));
-            dropped += before - map.len();
+            let mut shard = lock(shard);
+            let Shard { logs, hits } = &mut *shard;
+            while let Some(&(at, client)) = hits.front() {
+                if at.saturating_add(limit.window_ms()) > now {
+                    break;
+                }
+                hits.pop_front();
+                if logs.get(&client).is_some_and(|log| log.is_idle(now, limit)) {
+                    logs.remove(&client);
+                    dropped += 1;
+                }
+            }
+            if hits.capacity() > 64 && hits.len() < hits.capacity() / 4 {
+                hits.shrink_to(hits.len() * 2);
+            }
         }
         self.clients.fetch_sub(dropped, Ordering::Relaxed);
         dropped
@@ -65,16 +112,21 @@ impl MemoryLimiter {
 
     /// The decision without the async wrapper, for callers with no executor at hand.
     pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
-        let mut map = lock(&self.shards[shard_of(client.as_bytes())]);
-        match map.get_mut(client) {
+        let key = self.hasher.hash_one(client);
+        let mut shard = lock(&self.shards[(key >> 59) as usize % SHARDS]);
+        let decision = match shard.logs.get_mut(&key) {
             Some(log) => log.hit(now, limit),
             // Past the cap: let it through uncounted (see the type's docs).
-            None if self.clients.load(Ordering::Relaxed) >= self.max_clients => RateDecision::Allowed,
+            None if self.clients.load(Ordering::Relaxed) >= self.max_clients => return RateDecision::Allowed,
             None => {
                 self.clients.fetch_add(1, Ordering::Relaxed);
-                map.entry(client.to_owned()).or_default().hit(now, limit)
+                shard.logs.entry(key).or_default().hit(now, limit)
             }
+        };
+        if decision == RateDecision::Allowed {
+            shard.hits.push_back((now, key));
         }
+        decision
     }
 }
 
