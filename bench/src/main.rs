@@ -208,7 +208,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("serve") {
         return serve(&args[1], &args[2], args.get(3).cloned());
     }
-    // `drive ADDR CONNS SIZE SECS`: load a server started elsewhere (e.g. under valgrind, to count
+    // `drive ADDR CONNS SIZE SECS [CLIENTS]`: load a server started elsewhere (e.g. under valgrind, to count
     // instructions per pair) and print what was done.
     if args.first().map(String::as_str) == Some("drive") {
         let num = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("drive ADDR CONNS SIZE SECS");
@@ -278,8 +278,19 @@ fn main() {
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let headline_stores: [(&'static str, Option<&str>); 3] =
         [("memory", None), ("redis", Some(redis_url.as_str())), ("redis cluster", Some(cluster_urls.as_str()))];
+    // `--store NAME` (memory, redis, "redis cluster") and `--only-default` narrow the headline
+    // while iterating on one of them.
+    let only_store = args.iter().position(|a| a == "--store").and_then(|i| args.get(i + 1)).cloned();
+    let shapes: &[Shape] = if args.iter().any(|a| a == "--only-default") {
+        &[Shape::Deployed { clients }]
+    } else {
+        &[Shape::Off, Shape::Deployed { clients }]
+    };
     for (store, url) in headline_stores {
-        for shape in [Shape::Off, Shape::Deployed { clients }] {
+        if only_store.as_deref().is_some_and(|only| only != store) {
+            continue;
+        }
+        for &shape in shapes {
             let (mut c_rate, mut b_rate, mut c_p99, mut b_p99) = (vec![], vec![], vec![], vec![]);
             let (mut c_cpu, mut b_cpu, mut c_rss) = (vec![], vec![], vec![]);
             for run in 0..plan.headline_runs {

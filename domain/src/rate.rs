@@ -9,20 +9,93 @@ use crate::{RateDecision, RateLimit, UnixMillis};
 use std::collections::VecDeque;
 
 /// One client's recent allowed requests.
+///
+/// Most clients make one or two requests in a window, so their instants are kept inline and
+/// a new client costs no allocation; a busier one moves to a queue.
 #[derive(Debug, Clone, Default)]
 pub struct WindowLog {
-    hits: VecDeque<UnixMillis>,
+    hits: Hits,
+}
+
+#[derive(Debug, Clone)]
+enum Hits {
+    /// Up to two instants, oldest first.
+    Inline {
+        len: u8,
+        at: [UnixMillis; 2],
+    },
+    Queue(VecDeque<UnixMillis>),
+}
+
+impl Default for Hits {
+    fn default() -> Self {
+        Hits::Inline { len: 0, at: [0; 2] }
+    }
+}
+
+impl Hits {
+    fn front(&self) -> Option<UnixMillis> {
+        match self {
+            Hits::Inline { len: 0, .. } => None,
+            Hits::Inline { at, .. } => Some(at[0]),
+            Hits::Queue(q) => q.front().copied(),
+        }
+    }
+
+    fn back(&self) -> Option<UnixMillis> {
+        match self {
+            Hits::Inline { len: 0, .. } => None,
+            Hits::Inline { len, at } => Some(at[usize::from(*len) - 1]),
+            Hits::Queue(q) => q.back().copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Hits::Inline { len, .. } => usize::from(*len),
+            Hits::Queue(q) => q.len(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Hits::Inline { len: 0, .. } => {}
+            Hits::Inline { len, at } => {
+                at[0] = at[1];
+                *len -= 1;
+            }
+            Hits::Queue(q) => {
+                q.pop_front();
+            }
+        }
+    }
+
+    fn push_back(&mut self, t: UnixMillis) {
+        match self {
+            Hits::Inline { len, at } if usize::from(*len) < at.len() => {
+                at[usize::from(*len)] = t;
+                *len += 1;
+            }
+            Hits::Inline { at, .. } => {
+                let mut q = VecDeque::with_capacity(4);
+                q.extend(at.iter().copied());
+                q.push_back(t);
+                *self = Hits::Queue(q);
+            }
+            Hits::Queue(q) => q.push_back(t),
+        }
+    }
 }
 
 impl WindowLog {
     /// Counts a request at `now` against `limit`.
     pub fn hit(&mut self, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let window = limit.window_ms();
-        while self.hits.front().is_some_and(|&t| t.saturating_add(window) <= now) {
+        while self.hits.front().is_some_and(|t| t.saturating_add(window) <= now) {
             self.hits.pop_front();
         }
         if self.hits.len() >= limit.max() as usize {
-            let oldest = self.hits.front().copied().unwrap_or(now);
+            let oldest = self.hits.front().unwrap_or(now);
             return RateDecision::Limited { retry_after_ms: Some(oldest.saturating_add(window).saturating_sub(now)) };
         }
         self.hits.push_back(now);
@@ -31,7 +104,7 @@ impl WindowLog {
 
     /// True when no request of this log still counts at `now`, so the log can be dropped.
     pub fn is_idle(&self, now: UnixMillis, limit: RateLimit) -> bool {
-        self.hits.back().is_none_or(|&t| t.saturating_add(limit.window_ms()) <= now)
+        self.hits.back().is_none_or(|t| t.saturating_add(limit.window_ms()) <= now)
     }
 }
 
@@ -86,5 +159,31 @@ mod tests {
         log.hit(0, LIMIT);
         assert!(!log.is_idle(9_999, LIMIT));
         assert!(log.is_idle(10_000, LIMIT));
+    }
+
+    /// The inline start and the queue it moves to agree with a plain list of instants, for
+    /// budgets on both sides of the inline size, on a pseudo-random stream of requests.
+    #[test]
+    fn agrees_with_a_plain_list_across_the_inline_boundary() {
+        for max in 1..=6 {
+            let limit = RateLimit::of(max, 1).unwrap();
+            let (mut log, mut plain): (WindowLog, Vec<UnixMillis>) = (WindowLog::default(), Vec::new());
+            let (mut now, mut seed) = (0u64, 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(max));
+            for _ in 0..5_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                now += seed % 400;
+                plain.retain(|&t| t + 1000 > now);
+                let expected = if plain.len() >= max as usize {
+                    RateDecision::Limited { retry_after_ms: Some(plain[0] + 1000 - now) }
+                } else {
+                    plain.push(now);
+                    RateDecision::Allowed
+                };
+                assert_eq!(log.hit(now, limit), expected, "max {max} at {now}");
+                assert!(log.is_idle(now + 1000, limit));
+            }
+        }
     }
 }

@@ -73,12 +73,32 @@ impl ClientInfo {
         use std::net::IpAddr;
         match self {
             ClientInfo::Ip(ip) => match ipv6_prefix.client(*ip) {
+                IpAddr::V4(v4) => std::borrow::Cow::Owned(ipv4_text(v4)),
                 IpAddr::V6(net) if ipv6_prefix.0 < 128 => std::borrow::Cow::Owned(format!("{net}/{}", ipv6_prefix.0)),
                 ip => std::borrow::Cow::Owned(ip.to_string()),
             },
             ClientInfo::Named(name) => std::borrow::Cow::Borrowed(name),
         }
     }
+}
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it, without the formatting machinery (a counted
+/// request formats its client's address; `Display` cost about 1,400 instructions).
+fn ipv4_text(ip: std::net::Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 /// How many leading bits of an IPv6 address name one client (`CRYPT_IPV6_PREFIX`, 1 to 128;

@@ -349,3 +349,11 @@ fn a_client_rotating_inside_its_prefix_meets_one_limit() {
     assert_eq!(from("::ffff:192.0.2.9"), 404);
     assert_eq!(from("192.0.2.9"), 429, "an IPv4-mapped address is its IPv4 address");
 }
+
+#[test]
+fn ipv4_keys_are_written_as_display_writes_them() {
+    for ip in ["0.0.0.0", "1.2.3.4", "10.0.99.100", "255.255.255.255", "192.168.10.9", "100.20.3.0"] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert_eq!(ClientInfo::Ip(ip).key(Ipv6Prefix::default()), ip.to_string());
+    }
+}

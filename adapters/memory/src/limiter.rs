@@ -1,4 +1,3 @@
-use crate::SHARDS;
 use async_trait::async_trait;
 use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, WindowLog};
 use std::collections::{HashMap, VecDeque};
@@ -31,6 +30,10 @@ pub struct MemoryLimiter {
     max_clients: usize,
     hasher: std::collections::hash_map::RandomState,
 }
+
+/// More shards than the store: a shard's map grows by doubling, which moves every entry while
+/// its lock is held, so smaller maps keep that pause short when many new clients arrive.
+const SHARDS: usize = 256;
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -113,7 +116,7 @@ impl MemoryLimiter {
     /// The decision without the async wrapper, for callers with no executor at hand.
     pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let key = self.hasher.hash_one(client);
-        let mut shard = lock(&self.shards[(key >> 59) as usize % SHARDS]);
+        let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS]);
         let decision = match shard.logs.get_mut(&key) {
             Some(log) => log.hit(now, limit),
             // Past the cap: let it through uncounted (see the type's docs).

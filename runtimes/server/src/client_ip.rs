@@ -14,10 +14,17 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    let hops: Vec<&str> = hops.map(str::trim).collect();
+    // From the right: the last header's last entry first. No list is built (this runs on every
+    // request behind a proxy).
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .map(str::trim);
     let mut client = peer;
-    for hop in hops.iter().rev() {
+    for hop in hops {
         match hop.parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip.to_canonical();
@@ -73,5 +80,16 @@ mod tests {
     #[test]
     fn ipv4_mapped_peers_are_canonical() {
         assert_eq!(client_ip(ip("::ffff:192.0.2.7"), &HeaderMap::new(), &[]), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn several_headers_are_one_list_read_from_the_last() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2, 10.9.9.9"));
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("2.2.2.2"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.1.1.1"));
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("2.2.2.2"));
     }
 }
