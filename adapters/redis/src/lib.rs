@@ -11,8 +11,9 @@
 //!   any number of processes;
 //! - the stored value carries the expiry instant ([`crypt_domain::StoredMessage::encode`]), so
 //!   the domain's expiry rule holds even where Redis's own expiry lags;
-//! - the rate limit is the domain's sliding window run server-side as one Lua script over a
-//!   sorted set, its one key passed in `KEYS` so it runs on Cluster.
+//! - the rate limit is the domain's sliding window run server-side as a Lua script over a short
+//!   string per client, its key passed in `KEYS` so it runs on Cluster; on one node a create or
+//!   a read runs in the same script as its count (`CountingStore`), one round trip.
 //!
 //! Every command is bounded by a timeout; a store that does not answer in time is reported as
 //! unavailable (503), never waited on. This crate depends on the domain, redis and tokio; never
