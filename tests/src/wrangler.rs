@@ -25,6 +25,13 @@ pub struct WranglerDev {
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
+/// Which store bindings the generated wrangler.toml carries.
+#[derive(Debug, Clone, Copy)]
+struct Bindings {
+    kv: bool,
+    durable: bool,
+}
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl WranglerDev {
@@ -36,19 +43,25 @@ impl WranglerDev {
 
     /// Like [`WranglerDev::start`], with extra wrangler.toml text (bindings) appended.
     pub fn start_with(vars: &HashMap<String, String>, extra_config: &str) -> Self {
-        Self::start_bound(vars, extra_config, true)
+        Self::start_bound(vars, extra_config, Bindings { kv: true, durable: true })
     }
 
     /// Like [`WranglerDev::start`], without the KV namespace binding `MESSAGES`: a
     /// misconfigured deployment.
     pub fn start_without_kv(vars: &HashMap<String, String>) -> Self {
-        Self::start_bound(vars, "", false)
+        Self::start_bound(vars, "", Bindings { kv: false, durable: true })
     }
 
-    fn start_bound(vars: &HashMap<String, String>, extra_config: &str, kv: bool) -> Self {
+    /// Like [`WranglerDev::start`], without the Durable Object binding `MESSAGE_OBJECTS`: a
+    /// misconfigured deployment.
+    pub fn start_without_durable(vars: &HashMap<String, String>, extra_config: &str) -> Self {
+        Self::start_bound(vars, extra_config, Bindings { kv: true, durable: false })
+    }
+
+    fn start_bound(vars: &HashMap<String, String>, extra_config: &str, bindings: Bindings) -> Self {
         let mut last = String::new();
         for _ in 0..4 {
-            match Self::try_start(vars, extra_config, kv) {
+            match Self::try_start(vars, extra_config, bindings) {
                 Ok(dev) => return dev,
                 Err(output) => last = output,
             }
@@ -56,7 +69,7 @@ impl WranglerDev {
         panic!("wrangler dev did not start:\n{last}");
     }
 
-    fn try_start(vars: &HashMap<String, String>, extra_config: &str, kv: bool) -> Result<Self, String> {
+    fn try_start(vars: &HashMap<String, String>, extra_config: &str, bindings: Bindings) -> Result<Self, String> {
         let root = repo_root();
         let bundle = root.join("runtimes/worker/build-test/index.js");
         assert!(
@@ -81,8 +94,15 @@ impl WranglerDev {
             "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n",
             bundle.display()
         );
-        if kv {
+        if bindings.kv {
             config.push_str("[[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n");
+        }
+        if bindings.durable {
+            // As in the repository's wrangler.toml: the class the bundle exports, SQLite-backed.
+            config.push_str(
+                "[[durable_objects.bindings]]\nname = \"MESSAGE_OBJECTS\"\nclass_name = \"MessageObject\"\n\n\
+                 [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"MessageObject\"]\n\n",
+            );
         }
         config.push_str("[vars]\n");
         let mut names: Vec<_> = vars.keys().collect();

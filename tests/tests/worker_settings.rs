@@ -1,5 +1,5 @@
 //! The Worker misconfigured: invalid `[vars]`, the reference's rate-limit setting beside the
-//! window/budget pair, or no KV binding. Every request answers 500
+//! window/budget pair, an unknown CRYPT_EDGE_STORE, or no binding for the chosen store. Every request answers 500
 //! `{"error":"Internal server error"}` with the usual API headers (the client learns nothing
 //! more), and the Worker's log names the setting or binding.
 
@@ -50,4 +50,18 @@ async fn the_reference_rate_limit_beside_the_pair_answers_500_and_logs_both() {
 async fn a_missing_kv_binding_answers_500_and_logs_the_binding() {
     let dev = tokio::task::spawn_blocking(|| WranglerDev::start_without_kv(&HashMap::new())).await.unwrap();
     every_request_is_500_and_the_log_names(dev, &["MESSAGES"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_durable_object_binding_answers_500_and_logs_the_binding() {
+    let v = vars(&[("CRYPT_EDGE_STORE", "durable-object")]);
+    let dev = tokio::task::spawn_blocking(move || WranglerDev::start_without_durable(&v, "")).await.unwrap();
+    every_request_is_500_and_the_log_names(dev, &["MESSAGE_OBJECTS"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_edge_store_answers_500_and_logs_the_setting() {
+    let v = vars(&[("CRYPT_EDGE_STORE", "d1")]);
+    let dev = tokio::task::spawn_blocking(move || WranglerDev::start(&v)).await.unwrap();
+    every_request_is_500_and_the_log_names(dev, &["CRYPT_EDGE_STORE"]).await;
 }

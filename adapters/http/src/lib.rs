@@ -33,7 +33,7 @@ pub use error::{ApiError, BodyRejection};
 pub use parse::{JsonKind, ParseError};
 pub use rfc3339::format_rfc3339;
 pub use route::Route;
-pub use settings::{ApiSettings, Millis, Networks, SettingError, Settings, StoreChoice};
+pub use settings::{ApiSettings, EdgeStore, Millis, Networks, SettingError, Settings, StoreChoice};
 
 use bytes::Bytes;
 use crypt_domain::Vault;

@@ -44,6 +44,17 @@ pub enum StoreChoice {
     Redis,
 }
 
+/// Which store holds the messages at the edge (the Worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum EdgeStore {
+    /// Workers KV (the default, the reference service's): eventually consistent, no atomic burn.
+    #[serde(rename = "kv")]
+    Kv,
+    /// One Durable Object per message: strongly consistent, burned exactly once.
+    #[serde(rename = "durable-object")]
+    DurableObject,
+}
+
 /// A duration in whole milliseconds, at least 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -126,6 +137,10 @@ pub struct Settings {
     /// Server: `memory` or `redis`.
     #[serde(rename = "CRYPT_STORE")]
     pub store: StoreChoice,
+    /// Worker: `kv` (Workers KV, the default) or `durable-object` (one Durable Object per
+    /// message, exactly-once).
+    #[serde(rename = "CRYPT_EDGE_STORE")]
+    pub edge_store: EdgeStore,
     /// Server: one Redis URL, or several comma-separated for Redis Cluster. May hold a
     /// password, so `Debug` never shows it.
     #[serde(rename = "CRYPT_REDIS_URL")]
@@ -225,6 +240,7 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             store: StoreChoice::Memory,
+            edge_store: EdgeStore::Kv,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "crypt:".into(),
             redis_timeout: Millis::of(2000),
@@ -263,6 +279,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("store", &self.store)
+            .field("edge_store", &self.edge_store)
             .field("redis_url", &"(hidden: it may hold a password)")
             .field("redis_prefix", &self.redis_prefix)
             .field("api", &self.api())
@@ -399,7 +416,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 30);
+        assert_eq!(names.len(), 31);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }

@@ -1,8 +1,12 @@
-//! What the Worker is bound to: the KV namespace, the optional rate-limiting binding, the
-//! clock and the random source of the Workers runtime.
+//! What the Worker is bound to: the message store (the KV namespace or the Durable Object
+//! namespace, as `CRYPT_EDGE_STORE` chooses), the optional rate-limiting binding, the clock and
+//! the random source of the Workers runtime.
 
-use crypt_domain::{Clock, IdAlphabet, IdSource, UnixMillis};
+use crypt_domain::{Clock, IdAlphabet, IdSource, MessageStore, UnixMillis};
+use crypt_durable::DurableMessageStore;
+use crypt_http::EdgeStore;
 use crypt_kv::KvMessageStore;
+use std::sync::Arc;
 use worker::Env;
 
 /// The KV namespace binding that holds the messages.
@@ -40,4 +44,25 @@ pub(crate) fn kv_store(env: &Env) -> Result<KvMessageStore, String> {
         format!("the KV namespace binding {KV_BINDING} is missing or not a KV namespace ({e}); see wrangler.toml")
     })?;
     Ok(KvMessageStore::new(kv, now_millis))
+}
+
+/// The store `CRYPT_EDGE_STORE` chooses, or a sentence naming the binding it needs when that
+/// binding is missing.
+pub(crate) fn message_store(env: &Env, choice: EdgeStore) -> Result<Arc<dyn MessageStore>, String> {
+    Ok(match choice {
+        EdgeStore::Kv => Arc::new(kv_store(env)?),
+        EdgeStore::DurableObject => Arc::new(DurableMessageStore::from_env(env)?),
+    })
+}
+
+/// Test bundles only: `CRYPT_TEST_FIXED_ID` in `[vars]` makes every drawn id that one, so tests
+/// can make concurrent creates collide.
+#[cfg(feature = "contract-routes")]
+pub(crate) struct FixedIds(pub(crate) String);
+
+#[cfg(feature = "contract-routes")]
+impl IdSource for FixedIds {
+    fn next_id(&self, _len: usize, _alphabet: IdAlphabet) -> String {
+        self.0.clone()
+    }
 }

@@ -1,19 +1,36 @@
 //! Test-only routes (feature `contract-routes`): run one check of the `MessageStore` port
-//! contract against the real KV binding inside workerd. `POST /__contract/store/<check>`
-//! answers 200 `ok`, 200 `not applicable: <why>`, 404 for an unknown check, or fails (a failed
-//! assertion aborts the isolate, which wrangler reports as a 500).
+//! contract against the real KV binding or the real Durable Object namespace inside workerd.
+//! `POST /__contract/store/<check>` (KV) and `POST /__contract/durable/<check>` answer 200 `ok`,
+//! 200 `not applicable: <why>`, 404 for an unknown check, or fail (a failed assertion aborts
+//! the isolate, which wrangler reports as a 500). `GET /__contract/durable-inspect/<id>` answers
+//! what the object for `<id>` stores (`rows=<n> alarm=<ms or none>`).
 
 use crypt_domain::testkit::store;
+use crypt_domain::{MessageId, MessageStore};
+use crypt_durable::DurableMessageStore;
 use worker::{Env, Request, Response, Result};
 
 pub(crate) async fn run(req: &Request, env: &Env) -> Result<Response> {
-    let kv = crate::bindings::kv_store(env).map_err(worker::Error::RustError)?;
     let now = crate::bindings::now_millis();
-    let check = req.path().trim_start_matches("/__contract/store/").to_owned();
-    if store::NEED_ATOMICITY.contains(&check.as_str()) {
-        return Response::ok("not applicable: KV has no atomic read-and-delete or insert-if-absent");
+    let path = req.path();
+    if let Some(id) = path.strip_prefix("/__contract/durable-inspect/") {
+        let store = DurableMessageStore::from_env(env).map_err(worker::Error::RustError)?;
+        let id = MessageId::parse(id).ok_or_else(|| worker::Error::RustError("not an id".into()))?;
+        return match store.inspect(&id).await {
+            Ok(text) => Response::ok(text),
+            Err(e) => Response::error(e.to_string(), 503),
+        };
     }
-    if store::run_named(&check, &kv, now).await {
+    let (store, check): (Box<dyn MessageStore>, &str) = if let Some(check) = path.strip_prefix("/__contract/durable/") {
+        (Box::new(DurableMessageStore::from_env(env).map_err(worker::Error::RustError)?), check)
+    } else {
+        let check = path.trim_start_matches("/__contract/store/");
+        if store::NEED_ATOMICITY.contains(&check) {
+            return Response::ok("not applicable: KV has no atomic read-and-delete or insert-if-absent");
+        }
+        (Box::new(crate::bindings::kv_store(env).map_err(worker::Error::RustError)?), check)
+    };
+    if store::run_named(check, store.as_ref(), now).await {
         Response::ok("ok")
     } else {
         Response::error(format!("no such check: {check}"), 404)

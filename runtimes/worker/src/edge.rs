@@ -1,9 +1,9 @@
 //! The fetch handler.
 
-use crate::bindings::{kv_store, now_millis, DateClock, WebCryptoIds, RATE_LIMIT_BINDING};
+use crate::bindings::{message_store, now_millis, DateClock, WebCryptoIds, RATE_LIMIT_BINDING};
 use async_trait::async_trait;
 use bytes::Bytes;
-use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, Vault};
+use crypt_domain::{IdSource, RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, Vault};
 use crypt_http::{Api, BodyRejection, ClientInfo, Settings};
 use crypt_memory::MemoryLimiter;
 use futures::StreamExt;
@@ -46,17 +46,18 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
         let value = env.var(name).or_else(|_| env.secret(name)).ok()?;
         Some((*name, value.to_string()))
     });
-    let settings = Settings::from_vars(vars).and_then(|s| s.api()).map_err(|e| e.to_string())?;
-    let store = kv_store(env)?;
+    let all = Settings::from_vars(vars).map_err(|e| e.to_string())?;
+    let settings = all.api().map_err(|e| e.to_string())?;
+    let store = message_store(env, all.edge_store)?;
     let limiter = Arc::new(MemoryLimiter::bounded(MAX_CLIENTS));
     let edge_limiter = EdgeLimiter { global: env.rate_limiter(RATE_LIMIT_BINDING).ok(), isolate: limiter.clone() };
-    let vault = Vault::new(
-        Arc::new(store),
-        Arc::new(edge_limiter),
-        Arc::new(DateClock),
-        Arc::new(WebCryptoIds),
-        settings.policy.clone(),
-    );
+    let ids: Arc<dyn IdSource> = Arc::new(WebCryptoIds);
+    #[cfg(feature = "contract-routes")]
+    let ids: Arc<dyn IdSource> = match env.var("CRYPT_TEST_FIXED_ID") {
+        Ok(id) => Arc::new(crate::bindings::FixedIds(id.to_string())),
+        Err(_) => ids,
+    };
+    let vault = Vault::new(store, Arc::new(edge_limiter), Arc::new(DateClock), ids, settings.policy.clone());
     Ok(Isolate {
         api: Api::from_settings(vault, &settings),
         max_body_bytes: settings.max_body_bytes,
