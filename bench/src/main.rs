@@ -5,6 +5,7 @@
 //! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
 //! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
+//! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
 //! ```
 //!
 //! Every measurement starts a fresh server process (crypt, or the baseline in `baseline.rs`)
@@ -14,6 +15,7 @@
 
 mod baseline;
 mod load;
+mod worker;
 
 use crypt_redis_harness::{RedisCluster, RedisServer};
 use load::Outcome;
@@ -230,6 +232,38 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--worker") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        // `--edge-store kv` (or `durable-object`) compares on one store only.
+        let stores = match args.iter().position(|a| a == "--edge-store").and_then(|i| args.get(i + 1)) {
+            Some(one) => vec![one.clone()],
+            None => vec!["kv".to_owned(), "durable-object".to_owned()],
+        };
+        let plan = if quick {
+            worker::WorkerPlan {
+                stores,
+                runs: 1,
+                connections: 8,
+                warmup: Duration::from_millis(300),
+                duration: Duration::from_secs(1),
+            }
+        } else {
+            worker::WorkerPlan {
+                stores,
+                runs: 5,
+                connections: 8,
+                warmup: Duration::from_secs(1),
+                duration: Duration::from_secs(4),
+            }
+        };
+        let (report, errors) = worker::compare(&rt, &plan);
+        println!("{report}");
+        println!("total errors: {errors}");
+        if errors > 0 {
+            std::process::exit(1);
+        }
+        return;
+    }
     // Only the headline comparison, for iterating on a change (nothing is written).
     let headline_only = args.iter().any(|a| a == "--headline");
     let plan = if quick {

@@ -59,41 +59,12 @@ impl WranglerDev {
     }
 
     fn start_bound(vars: &HashMap<String, String>, extra_config: &str, bindings: Bindings) -> Self {
-        let mut last = String::new();
-        for _ in 0..4 {
-            match Self::try_start(vars, extra_config, bindings) {
-                Ok(dev) => return dev,
-                Err(output) => last = output,
-            }
-        }
-        panic!("wrangler dev did not start:\n{last}");
-    }
-
-    fn try_start(vars: &HashMap<String, String>, extra_config: &str, bindings: Bindings) -> Result<Self, String> {
-        let root = repo_root();
-        let bundle = root.join("runtimes/worker/build-test/index.js");
+        let bundle = repo_root().join("runtimes/worker/build-test/index.js");
         assert!(
             bundle.exists(),
             "the Worker test bundle is missing: run ./scripts/test (or scripts/build-worker --test) first"
         );
-        let free_port = || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let port = free_port();
-        // The devtools inspector would take 9229 on every instance: two at once (or one still
-        // shutting down) would collide, so each gets a free port of its own.
-        let inspector_port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "crypt-wrangler-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut config = format!(
-            "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n",
-            bundle.display()
-        );
+        let mut config = String::new();
         if bindings.kv {
             config.push_str("[[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n");
         }
@@ -111,6 +82,43 @@ impl WranglerDev {
             config.push_str(&format!("{name} = {:?}\n", vars[name]));
         }
         config.push_str(extra_config);
+        Self::start_script(&bundle, &config)
+    }
+
+    /// `wrangler dev` on any Worker script (`main`), with `config` as the wrangler.toml after its
+    /// name, main and compatibility date: bindings and `[vars]`. The benchmark runs crypt's
+    /// release bundle and its JavaScript baseline this way.
+    pub fn start_script(main: &Path, config: &str) -> Self {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match Self::try_start(main, config) {
+                Ok(dev) => return dev,
+                Err(output) => last = output,
+            }
+        }
+        panic!("wrangler dev did not start:\n{last}");
+    }
+
+    fn try_start(main: &Path, body: &str) -> Result<Self, String> {
+        let root = repo_root();
+        let free_port = || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let port = free_port();
+        // The devtools inspector would take 9229 on every instance: two at once (or one still
+        // shutting down) would collide, so each gets a free port of its own.
+        let inspector_port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "crypt-wrangler-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "name = \"crypt-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-06-01\"\nsend_metrics = false\n\n{body}",
+            main.display()
+        );
         std::fs::write(dir.join("wrangler.toml"), config).unwrap();
 
         let mut child = Command::new(root.join("node_modules/.bin/wrangler"))

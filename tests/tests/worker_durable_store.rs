@@ -56,7 +56,11 @@ async fn an_unread_message_is_freed_by_its_alarm_at_expiry() {
             break;
         }
     }
-    assert!(seen.starts_with("rows=0 alarm=none tables=0"), "the alarm did not free the object: {seen}\n{}", logs(&dev));
+    assert!(
+        seen.starts_with("rows=0 alarm=none tables=0"),
+        "the alarm did not free the object: {seen}\n{}",
+        logs(&dev)
+    );
     let r = http.get(format!("{}/{id}", dev.url())).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -2,7 +2,10 @@ use crypt_domain::StoredMessage;
 use std::cell::Cell;
 use worker::js_sys::Date;
 use worker::wasm_bindgen::JsValue;
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, ScheduledTime, SqlStorage, SqlStorageValue, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, ScheduledTime, SqlStorage, SqlStorageValue,
+    State,
+};
 
 /// One message's Durable Object (SQLite-backed). Its table `m` holds at most one row, the
 /// encoded [`StoredMessage`]; its alarm is set at the message's expiry.
@@ -42,7 +45,8 @@ impl MessageObject {
         if let Some(known) = self.table.get() {
             return Ok(known);
         }
-        let found = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'm'", None)?.raw().next().is_some();
+        let found =
+            sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'm'", None)?.raw().next().is_some();
         self.table.set(Some(found));
         Ok(found)
     }
@@ -52,7 +56,12 @@ impl MessageObject {
         if !self.has_table(sql)? {
             return Ok(None);
         }
-        Ok(sql.exec("SELECT body FROM m LIMIT 1", None)?.raw().next().transpose()?.and_then(|row| blob(row.into_iter().next())))
+        Ok(sql
+            .exec("SELECT body FROM m LIMIT 1", None)?
+            .raw()
+            .next()
+            .transpose()?
+            .and_then(|row| blob(row.into_iter().next())))
     }
 
     /// Drops everything this object stores, the alarm too: an empty object costs nothing.

@@ -1,6 +1,7 @@
 //! The fetch handler.
 
 use crate::bindings::{message_store, now_millis, DateClock, WebCryptoIds, RATE_LIMIT_BINDING};
+use crate::target::target_of;
 use async_trait::async_trait;
 use bytes::Bytes;
 use crypt_domain::{IdSource, RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, Vault};
@@ -10,7 +11,12 @@ use futures::StreamExt;
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use worker::{event, Context, Env, Headers, Request, Response, Result};
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::prelude::*;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
+use worker::ByteStream;
+use worker::{event, Context, Env, Request, Response, Result};
 
 /// The most clients one isolate's limiter tracks at once. A log holds at most the budget's
 /// instants (8 bytes each), so 10,000 clients at the default 60 per window stay under 6 MB of
@@ -104,14 +110,43 @@ impl RateLimiter for EdgeLimiter {
     }
 }
 
+// The two crossings of a request, each done in one call: the request's method, URL and
+// headers come into wasm as one string, and the answer goes out as one string of headers and
+// the body. (Through `worker::Request`/`Response` every header is a crossing of its own, the URL
+// is parsed by the `url` crate and the `cf` object is converted; measured: see README.md,
+// "Performance at the edge".) Header names and values never hold a newline (`Headers`
+// refuses them), so a newline separates them.
+#[wasm_bindgen(inline_js = r#"
+export function crypt_head(req) {
+  let s = req.method + "\n" + req.url;
+  for (const [name, value] of req.headers) s += "\n" + name + "\n" + value;
+  return s;
+}
+export function crypt_response(status, head, body) {
+  const headers = new Headers();
+  if (head.length > 0) {
+    const p = head.split("\n");
+    for (let i = 0; i + 1 < p.length; i += 2) headers.append(p[i], p[i + 1]);
+  }
+  return new Response(body.length > 0 ? body.slice() : null, { status, headers });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn crypt_head(req: &web_sys::Request) -> std::result::Result<String, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn crypt_response(status: u16, head: &str, body: &[u8]) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     #[cfg(feature = "contract-routes")]
-    if req.path().starts_with("/__contract/") {
-        return crate::contract::run(&req, &env).await;
+    if req.url().contains("/__contract/") {
+        let req = Request::from(req);
+        return crate::contract::run(&req, &env).await.map(Into::into);
     }
     let resp = match (head_of(&req), isolate(&env)) {
-        (Ok(head), Ok(isolate)) => serve(req, head, &isolate).await,
+        (Ok(head), Ok(isolate)) => serve(&req, head, &isolate).await,
         (head, isolate) => {
             // The request could not be read, or the deployment is misconfigured (a bad setting,
             // a missing binding): say why in the log; the adapter answers the client.
@@ -129,30 +164,29 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         // The adapter's answer could not be turned into a Workers response (never seen): the
         // same body, written by hand, is all that is left.
         worker::console_error!("crypt: could not write a response: {e}");
-        Response::error(r#"{"error":"Internal server error"}"#, 500)
+        Response::error(r#"{"error":"Internal server error"}"#, 500).map(Into::into)
     })
 }
 
-/// The request's method, target and headers as `http` types.
-fn head_of(req: &Request) -> std::result::Result<http::Request<()>, String> {
-    let url = req.url().map_err(|e| format!("unreadable request URL: {e}"))?;
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let mut head = http::Request::builder().method(req.method().to_string().as_str()).uri(target);
-    for (name, value) in req.headers().entries() {
+/// The request's method, target and headers as `http` types, from one crossing.
+fn head_of(req: &web_sys::Request) -> std::result::Result<http::Request<()>, String> {
+    let text = crypt_head(req).map_err(|e| format!("unreadable request: {e:?}"))?;
+    let mut lines = text.split('\n');
+    let method = lines.next().unwrap_or_default();
+    let url = lines.next().unwrap_or_default();
+    let mut head = http::Request::builder().method(method).uri(target_of(url));
+    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
         head = head.header(name, value);
     }
     head.body(()).map_err(|e| format!("unreadable request head: {e}"))
 }
 
-async fn serve(mut req: Request, head: http::Request<()>, isolate: &Isolate) -> http::Response<Bytes> {
+async fn serve(req: &web_sys::Request, head: http::Request<()>, isolate: &Isolate) -> http::Response<Bytes> {
     let api = &isolate.api;
     isolate.sweep_if_due(now_millis());
     let client = ClientInfo::from_header(head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()));
     let body = if api.wants_body(head.method(), head.uri().path()) {
-        match read_body(&mut req, isolate.max_body_bytes).await {
+        match read_body(req, head.headers(), isolate.max_body_bytes).await {
             Ok(b) => b,
             Err(why) => return api.reject_body(head.headers(), why),
         }
@@ -169,14 +203,30 @@ async fn serve(mut req: Request, head: http::Request<()>, isolate: &Isolate) -> 
 /// edge, Cloudflare refuses bodies over the plan's limit (100 MB and up) before the Worker runs.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Reads the body up to `max` bytes. A body over the cap (declared or streamed) is refused
-/// without being kept: its bytes are dropped as they arrive.
-async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Bytes, BodyRejection> {
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
-    let Ok(mut stream) = req.stream() else {
+/// Reads the body up to `max` bytes. A body declared within the cap is read in one step (one
+/// `arrayBuffer()`); any other (over the cap, or of unknown length) streams, and past the cap its
+/// bytes are dropped as they arrive rather than kept.
+async fn read_body(
+    req: &web_sys::Request,
+    headers: &http::HeaderMap,
+    max: usize,
+) -> std::result::Result<Bytes, BodyRejection> {
+    let declared =
+        headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let Some(body) = req.body() else {
         return Ok(Bytes::new()); // no body at all
     };
-    let mut body = Vec::new();
+    if declared.is_some_and(|len| len <= max as u64) {
+        let buffer = req.array_buffer().map_err(|_| BodyRejection::Malformed)?;
+        let buffer = JsFuture::from(buffer).await.map_err(|_| BodyRejection::Malformed)?;
+        let bytes = Uint8Array::new(&buffer).to_vec();
+        if bytes.len() > max {
+            return Err(BodyRejection::TooLarge);
+        }
+        return Ok(Bytes::from(bytes));
+    }
+    let mut stream = ByteStream::from(body);
+    let mut kept = Vec::new();
     let mut over = declared.is_some_and(|len| len > max as u64);
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
@@ -184,28 +234,33 @@ async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Bytes, 
         seen += chunk.len();
         if over || seen > max {
             over = true;
-            body = Vec::new();
+            kept = Vec::new();
             if seen > DRAIN_LIMIT {
                 break;
             }
             continue;
         }
-        body.extend_from_slice(&chunk);
+        kept.extend_from_slice(&chunk);
     }
     if over {
         return Err(BodyRejection::TooLarge);
     }
-    Ok(Bytes::from(body))
+    Ok(Bytes::from(kept))
 }
 
-fn to_worker(resp: http::Response<Bytes>) -> Result<Response> {
+/// The adapter's answer as a Workers response, in one crossing.
+fn to_worker(resp: http::Response<Bytes>) -> Result<web_sys::Response> {
     let (parts, body) = resp.into_parts();
-    let headers = Headers::new();
+    let mut head = String::with_capacity(512);
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
-            headers.append(name.as_str(), value)?;
+            if !head.is_empty() {
+                head.push('\n');
+            }
+            head.push_str(name.as_str());
+            head.push('\n');
+            head.push_str(value);
         }
     }
-    let resp = if body.is_empty() { Response::empty()? } else { Response::from_bytes(body.to_vec())? };
-    Ok(resp.with_status(parts.status.as_u16()).with_headers(headers))
+    crypt_response(parts.status.as_u16(), &head, &body).map_err(worker::Error::from)
 }

@@ -18,6 +18,9 @@ mod bindings;
 mod contract;
 #[cfg(target_arch = "wasm32")]
 mod edge;
+// Plain text handling, compiled (and tested) on every target.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod target;
 
 /// The Durable Object class behind `CRYPT_EDGE_STORE = "durable-object"`, exported by the bundle
 /// (wrangler.toml binds it as `MESSAGE_OBJECTS`).

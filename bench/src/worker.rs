@@ -1,0 +1,123 @@
+//! `crypt-bench --worker`: crypt's Worker against a minimal JavaScript Worker doing the same
+//! work on the same store (`bench/worker/baseline.js`), both under `wrangler dev` (the real
+//! workerd, local KV and Durable Objects), alternating runs, on each edge store.
+//!
+//! crypt runs its release bundle (`scripts/build-worker`, run first) with rate limiting off:
+//! the baseline has no limits, and every request of the load generator comes from one address.
+
+use crate::load::{self, Outcome};
+use crate::median;
+use crypt_conformance::wrangler::{repo_root, WranglerDev};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the Worker comparison runs.
+pub struct WorkerPlan {
+    /// The edge stores to compare on (`kv`, `durable-object`).
+    pub stores: Vec<String>,
+    pub runs: usize,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+fn crypt_config(store: &str) -> String {
+    format!(
+        "[[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n\
+         [[durable_objects.bindings]]\nname = \"MESSAGE_OBJECTS\"\nclass_name = \"MessageObject\"\n\n\
+         [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"MessageObject\"]\n\n\
+         [vars]\nCRYPT_EDGE_STORE = \"{store}\"\nCRYPT_RATE_LIMIT_MAX = \"0\"\n"
+    )
+}
+
+fn baseline_config(store: &str, check_id: bool) -> String {
+    let check = if check_id { "1" } else { "0" };
+    format!(
+        "[[kv_namespaces]]\nbinding = \"MESSAGES\"\nid = \"00000000000000000000000000000000\"\n\n\
+         [[durable_objects.bindings]]\nname = \"MESSAGE_OBJECTS\"\nclass_name = \"BaselineObject\"\n\n\
+         [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"BaselineObject\"]\n\n\
+         [vars]\nSTORE = \"{store}\"\nCHECK_ID = \"{check}\"\n"
+    )
+}
+
+fn addr(dev: &WranglerDev) -> SocketAddr {
+    dev.url().trim_start_matches("http://").parse().expect("wrangler dev listens on 127.0.0.1:<port>")
+}
+
+/// Builds the release bundle, runs the comparison, and returns the report section and the
+/// number of failed pairs.
+pub fn compare(rt: &tokio::runtime::Runtime, plan: &WorkerPlan) -> (String, u64) {
+    let root = repo_root();
+    let built =
+        std::process::Command::new(root.join("scripts/build-worker")).status().expect("run scripts/build-worker");
+    assert!(built.success(), "scripts/build-worker failed");
+    let crypt_main = root.join("runtimes/worker/build/index.js");
+    let baseline_main = root.join("bench/worker/baseline.js");
+
+    let mut report = String::new();
+    let mut errors = 0;
+    let _ = writeln!(
+        report,
+        "\n## The Worker: crypt against a minimal JavaScript Worker ({} connections, 100 B, median of {} alternating runs)\n\n\
+         Both under `wrangler dev` (workerd, local storage) on this machine, crypt's release bundle with rate limiting off; \
+         the baseline (`bench/worker/baseline.js`) parses, draws a random id and puts with a TTL, then gets and deletes, \
+         with none of crypt's rules.\n",
+        plan.connections, plan.runs
+    );
+    let _ = writeln!(
+        report,
+        "| store | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
+         baseline with the id check, pairs/s | crypt / that |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for store in plan.stores.iter().map(String::as_str) {
+        // On KV a third contender: the baseline that also checks a new id is free (a get before
+        // the put), as the reference service and crypt do. It splits crypt's price into the
+        // rule's and the runtime's. (On Durable Objects both already check, inside the object.)
+        let mut contenders = vec![
+            ("crypt", WranglerDev::start_script(&crypt_main, &crypt_config(store))),
+            ("baseline", WranglerDev::start_script(&baseline_main, &baseline_config(store, false))),
+        ];
+        if store == "kv" {
+            contenders.push(("checked", WranglerDev::start_script(&baseline_main, &baseline_config(store, true))));
+        }
+        let mut rates = vec![Vec::new(); contenders.len()];
+        let mut p99s = vec![Vec::new(); contenders.len()];
+        for run in 0..plan.runs {
+            // A different contender first in each run, so drift hits all alike.
+            for k in 0..contenders.len() {
+                let i = (run + k) % contenders.len();
+                let (name, dev) = &contenders[i];
+                let o: Outcome =
+                    rt.block_on(load::run(addr(dev), plan.connections, 100, plan.warmup, plan.duration, None));
+                errors += o.errors;
+                eprintln!(
+                    "worker {store} {name} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
+                    o.pairs_per_sec(),
+                    o.quantile_ms(0.99),
+                    o.errors
+                );
+                rates[i].push(o.pairs_per_sec());
+                p99s[i].push(o.quantile_ms(0.99));
+            }
+        }
+        let rate: Vec<f64> = rates.into_iter().map(median).collect();
+        let p99: Vec<f64> = p99s.into_iter().map(median).collect();
+        let checked = match rate.get(2) {
+            Some(&r) => format!("{r:.0} | **{:.2}**", rate[0] / r),
+            None => "n/a | n/a".to_owned(),
+        };
+        let _ = writeln!(
+            report,
+            "| {store} | {:.0} | {:.0} | **{:.2}** | {:.2} | {:.2} | **{:.2}** | {checked} |",
+            rate[0],
+            rate[1],
+            rate[0] / rate[1],
+            p99[0],
+            p99[1],
+            p99[0] / p99[1]
+        );
+    }
+    (report, errors)
+}
