@@ -40,10 +40,9 @@ impl IdSource for WebCryptoIds {
 
 /// The message store on the KV binding, or a sentence naming the missing binding.
 pub(crate) fn kv_store(env: &Env) -> Result<KvMessageStore, String> {
-    let kv = env.kv(KV_BINDING).map_err(|e| {
-        format!("the KV namespace binding {KV_BINDING} is missing or not a KV namespace ({e}); see wrangler.toml")
-    })?;
-    Ok(KvMessageStore::new(kv, now_millis))
+    KvMessageStore::from_env(env, KV_BINDING, now_millis).ok_or_else(|| {
+        format!("the KV namespace binding {KV_BINDING} is missing or not a KV namespace; see wrangler.toml")
+    })
 }
 
 /// The store `CRYPT_EDGE_STORE` chooses, or a sentence naming the binding it needs when that
