@@ -122,11 +122,17 @@ export function crypt_head(req) {
   for (const [name, value] of req.headers) s += "\n" + name + "\n" + value;
   return s;
 }
-export function crypt_response(status, head, body) {
-  const headers = new Headers();
-  if (head.length > 0) {
+// Response headers repeat (an API answer's are the same every time), so each distinct set is
+// built once as a `Headers` and kept under a small number that Rust remembers: later answers
+// send only the number. (The Response constructor copies it, so the kept one never changes.)
+const templates = [];
+export function crypt_response(status, key, head, body) {
+  let headers = head.length === 0 ? templates[key] : undefined;
+  if (headers === undefined) {
+    headers = new Headers();
     const p = head.split("\n");
     for (let i = 0; i + 1 < p.length; i += 2) headers.append(p[i], p[i + 1]);
+    if (key >= 0) templates[key] = headers;
   }
   return new Response(body.length > 0 ? body.slice() : null, { status, headers });
 }
@@ -135,7 +141,12 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn crypt_head(req: &web_sys::Request) -> std::result::Result<String, JsValue>;
     #[wasm_bindgen(catch)]
-    fn crypt_response(status: u16, head: &str, body: &[u8]) -> std::result::Result<web_sys::Response, JsValue>;
+    fn crypt_response(
+        status: u16,
+        key: i32,
+        head: &str,
+        body: &[u8],
+    ) -> std::result::Result<web_sys::Response, JsValue>;
 }
 
 #[event(fetch)]
@@ -248,10 +259,18 @@ async fn read_body(
     Ok(Bytes::from(kept))
 }
 
+/// The most distinct header sets kept as templates on the JavaScript side.
+const MAX_TEMPLATES: usize = 32;
+
+thread_local! {
+    /// The header sets already sent, by their number on the JavaScript side.
+    static TEMPLATES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The adapter's answer as a Workers response, in one crossing.
 fn to_worker(resp: http::Response<Bytes>) -> Result<web_sys::Response> {
     let (parts, body) = resp.into_parts();
-    let mut head = String::with_capacity(512);
+    let mut head = String::with_capacity(256);
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
             if !head.is_empty() {
@@ -262,5 +281,17 @@ fn to_worker(resp: http::Response<Bytes>) -> Result<web_sys::Response> {
             head.push_str(value);
         }
     }
-    crypt_response(parts.status.as_u16(), &head, &body).map_err(worker::Error::from)
+    // A header set seen before goes as its number; a new one as text, kept while there is room.
+    let (key, text) = TEMPLATES.with(|t| {
+        let mut t = t.borrow_mut();
+        match t.iter().position(|known| *known == head) {
+            Some(i) => (i as i32, String::new()),
+            None if t.len() < MAX_TEMPLATES && !head.is_empty() => {
+                t.push(head.clone());
+                ((t.len() - 1) as i32, head)
+            }
+            None => (-1, head),
+        }
+    });
+    crypt_response(parts.status.as_u16(), key, &text, &body).map_err(worker::Error::from)
 }
