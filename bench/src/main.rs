@@ -250,9 +250,9 @@ fn main() {
         } else {
             worker::WorkerPlan {
                 stores,
-                runs: 5,
+                runs: 7,
                 connections: 8,
-                warmup: Duration::from_secs(1),
+                warmup: Duration::from_secs(3),
                 duration: Duration::from_secs(4),
             }
         };

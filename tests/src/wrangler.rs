@@ -183,6 +183,23 @@ impl WranglerDev {
         self.dir.join("state")
     }
 
+    /// CPU time (user + system) used so far by wrangler and everything it started (workerd, where
+    /// the Worker and the local storage run), in microseconds: the benchmark's cost per request.
+    pub fn cpu_us(&self) -> f64 {
+        let group = self.child.id().to_string();
+        let mut ticks = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // After the command name (in parentheses): state, ppid, pgrp, ..., utime (12th), stime.
+            let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
+            if fields.get(2) == Some(&group.as_str()) {
+                ticks += fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+                ticks += fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+            }
+        }
+        ticks * 1e6 / 100.0 // USER_HZ is 100 on Linux
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
