@@ -257,6 +257,18 @@ fn main() {
             }
         };
         let (report, errors) = worker::compare(&rt, &plan);
+        // A full run of this tree's Worker on both stores is the record (bench/RESULTS-worker.md).
+        if !quick && std::env::var_os("CRYPT_BENCH_WORKER_MAIN").is_none() && plan.stores.len() == 2 {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+            let text = format!(
+                "# crypt benchmark: the Worker
+
+Machine: {cores} cores; load generator on the same machine.
+{report}"
+            );
+            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS-worker.md"), text)
+                .expect("write RESULTS-worker.md");
+        }
         println!("{report}");
         println!("total errors: {errors}");
         if errors > 0 {

@@ -2,7 +2,8 @@
 //! work on the same store (`bench/worker/baseline.js`), both under `wrangler dev` (the real
 //! workerd, local KV and Durable Objects), alternating runs, on each edge store.
 //!
-//! crypt runs its release bundle (`scripts/build-worker`, run first) with rate limiting off:
+//! crypt runs its release bundle (`scripts/build-worker`, run first; or the build named by
+//! `CRYPT_BENCH_WORKER_MAIN`) with rate limiting off:
 //! the baseline has no limits, and every request of the load generator comes from one address.
 
 use crate::load::{self, Outcome};
@@ -49,10 +50,18 @@ fn addr(dev: &WranglerDev) -> SocketAddr {
 /// number of failed pairs.
 pub fn compare(rt: &tokio::runtime::Runtime, plan: &WorkerPlan) -> (String, u64) {
     let root = repo_root();
-    let built =
-        std::process::Command::new(root.join("scripts/build-worker")).status().expect("run scripts/build-worker");
-    assert!(built.success(), "scripts/build-worker failed");
-    let crypt_main = root.join("runtimes/worker/build/index.js");
+    // CRYPT_BENCH_WORKER_MAIN: another build of crypt's Worker (say, of an older commit) to
+    // measure instead of this tree's, which is then not rebuilt.
+    let crypt_main = match std::env::var_os("CRYPT_BENCH_WORKER_MAIN") {
+        Some(main) => std::path::PathBuf::from(main),
+        None => {
+            let built = std::process::Command::new(root.join("scripts/build-worker"))
+                .status()
+                .expect("run scripts/build-worker");
+            assert!(built.success(), "scripts/build-worker failed");
+            root.join("runtimes/worker/build/index.js")
+        }
+    };
     let baseline_main = root.join("bench/worker/baseline.js");
 
     let mut report = String::new();

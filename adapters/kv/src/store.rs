@@ -68,7 +68,8 @@ impl KvMessageStore {
     /// the Unix epoch (`Date.now()`). `None` when there is no such binding.
     pub fn from_env(env: &worker::Env, binding: &str, now: fn() -> u64) -> Option<Self> {
         let kv = worker::js_sys::Reflect::get(env, &JsValue::from_str(binding)).ok()?;
-        let is_kv = !kv.is_undefined() && worker::js_sys::Reflect::has(&kv, &JsValue::from_str("getWithMetadata")).unwrap_or(false);
+        let is_kv = !kv.is_undefined()
+            && worker::js_sys::Reflect::has(&kv, &JsValue::from_str("getWithMetadata")).unwrap_or(false);
         is_kv.then_some(Self { kv, now })
     }
 }

@@ -16,7 +16,7 @@ use worker::wasm_bindgen::prelude::*;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::ByteStream;
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Response, Result};
 
 /// The most clients one isolate's limiter tracks at once. A log holds at most the budget's
 /// instants (8 bytes each), so 10,000 clients at the default 60 per window stay under 6 MB of
@@ -153,7 +153,7 @@ extern "C" {
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     #[cfg(feature = "contract-routes")]
     if req.url().contains("/__contract/") {
-        let req = Request::from(req);
+        let req = worker::Request::from(req);
         return crate::contract::run(&req, &env).await.map(Into::into);
     }
     let resp = match (head_of(&req), isolate(&env)) {
