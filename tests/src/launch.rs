@@ -86,42 +86,30 @@ pub fn external(_profile: Profile) -> BoxFuture<'static, Target> {
 /// The Worker under `wrangler dev` with `CRYPT_EDGE_STORE = "durable-object"`: one local
 /// SQLite-backed Durable Object per message, so burn-on-read is exactly-once and checked.
 pub fn worker_durable(profile: Profile) -> BoxFuture<'static, Target> {
-    Box::pin(async move {
-        let mut env = profile.env();
-        env.insert("CRYPT_EDGE_STORE".into(), "durable-object".into());
-        let wrangler = tokio::task::spawn_blocking(move || crate::wrangler::WranglerDev::start(&env))
-            .await
-            .expect("wrangler dev starts");
-        Target {
-            base: wrangler.url(),
-            // Durable Objects burn atomically; the rest as on KV.
-            caps: Caps {
-                exact_once: true,
-                capacity: false,
-                configurable: true,
-                raw_tcp: true,
-                header_timeout: false,
-                streamed_bodies: false,
-            },
-            http: client(),
-            keep: Box::new(wrangler),
-        }
-    })
+    let mut env = profile.env();
+    env.insert("CRYPT_EDGE_STORE".into(), "durable-object".into());
+    worker(env, true)
 }
 
 /// The Worker under `wrangler dev` (the real workerd runtime) with a local KV namespace whose
 /// state lives in a fresh temporary directory, on a free port. Needs the test bundle built by
 /// `scripts/build-worker --test` (`./scripts/test` does it first).
 pub fn worker_kv(profile: Profile) -> BoxFuture<'static, Target> {
+    // KV cannot burn atomically.
+    worker(profile.env(), false)
+}
+
+/// The Worker with `[vars]` `env`; `exact_once` when its store burns atomically. On either
+/// store workerd owns header timeouts and there is no byte capacity to fill.
+fn worker(env: std::collections::HashMap<String, String>, exact_once: bool) -> BoxFuture<'static, Target> {
     Box::pin(async move {
-        let wrangler = tokio::task::spawn_blocking(move || crate::wrangler::WranglerDev::start(&profile.env()))
+        let wrangler = tokio::task::spawn_blocking(move || crate::wrangler::WranglerDev::start(&env))
             .await
             .expect("wrangler dev starts");
         Target {
             base: wrangler.url(),
-            // KV cannot burn atomically; workerd owns header timeouts; no byte capacity.
             caps: Caps {
-                exact_once: false,
+                exact_once,
                 capacity: false,
                 configurable: true,
                 raw_tcp: true,

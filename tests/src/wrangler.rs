@@ -214,3 +214,16 @@ impl Drop for WranglerDev {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Runs one check of the `MessageStore` contract inside workerd, in a fresh `wrangler dev` of
+/// the test bundle: `POST <route><check>` (`/__contract/store/` for KV, `/__contract/durable/`
+/// for Durable Objects). The status, the body, and what wrangler printed (for a failure).
+pub async fn contract_check(route: &str, check: &str) -> (u16, String, String) {
+    let dev = tokio::task::spawn_blocking(|| WranglerDev::start(&HashMap::new())).await.expect("wrangler dev starts");
+    let resp =
+        crate::client().post(format!("{}{route}{check}", dev.url())).send().await.expect("the contract route answers");
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    let output = dev.output.lock().unwrap().join("\n");
+    (status, body, output)
+}
