@@ -127,8 +127,11 @@ export function crypt_head(req) {
 // send only the number. (The Response constructor copies it, so the kept one never changes.)
 const templates = [];
 export function crypt_response(status, key, head, body) {
-  let headers = head.length === 0 ? templates[key] : undefined;
-  if (headers === undefined) {
+  let headers;
+  if (head.length === 0 && key >= 0) {
+    headers = templates[key];
+    if (headers === undefined) throw new Error("crypt: unknown header template " + key);
+  } else {
     headers = new Headers();
     const p = head.split("\n");
     for (let i = 0; i + 1 < p.length; i += 2) headers.append(p[i], p[i + 1]);
@@ -281,17 +284,19 @@ fn to_worker(resp: http::Response<Bytes>) -> Result<web_sys::Response> {
             head.push_str(value);
         }
     }
-    // A header set seen before goes as its number; a new one as text, kept while there is room.
-    let (key, text) = TEMPLATES.with(|t| {
-        let mut t = t.borrow_mut();
-        match t.iter().position(|known| *known == head) {
-            Some(i) => (i as i32, String::new()),
-            None if t.len() < MAX_TEMPLATES && !head.is_empty() => {
-                t.push(head.clone());
-                ((t.len() - 1) as i32, head)
-            }
-            None => (-1, head),
+    // A header set seen before goes as its number; a new one as text, and is remembered (while
+    // there is room) only once the JavaScript side has built and kept it.
+    TEMPLATES.with(|t| {
+        let known = t.borrow().iter().position(|known| *known == head);
+        if let Some(i) = known {
+            return crypt_response(parts.status.as_u16(), i as i32, "", &body).map_err(worker::Error::from);
         }
-    });
-    crypt_response(parts.status.as_u16(), key, &text, &body).map_err(worker::Error::from)
+        let room = t.borrow().len() < MAX_TEMPLATES && !head.is_empty();
+        let key = if room { t.borrow().len() as i32 } else { -1 };
+        let resp = crypt_response(parts.status.as_u16(), key, &head, &body).map_err(worker::Error::from)?;
+        if room {
+            t.borrow_mut().push(head);
+        }
+        Ok(resp)
+    })
 }
