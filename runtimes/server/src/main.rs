@@ -27,6 +27,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Registered before the server announces itself: a SIGTERM that comes the moment it is
+    // listening (an orchestrator, a test) must shut it down gracefully, not kill it.
+    let stop = shutdown_signal();
     let running = match spawn(settings).await {
         Ok(r) => r,
         Err(e) => {
@@ -34,7 +37,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    shutdown_signal().await;
+    stop.await;
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -81,23 +84,31 @@ fn healthcheck() -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Registers for SIGTERM and SIGINT (Ctrl-C) at once, and resolves at the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending().await,
+            None => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    }
+    let (term, int) = (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok());
+    async move {
+        tokio::select! {
+            _ = recv(term) => {},
+            _ = recv(int) => {},
+        }
+    }
+}
+
+/// Resolves at Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
