@@ -108,8 +108,11 @@ impl Server {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<f64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-        let ticks = fields.get(11).copied().unwrap_or(f64::NAN) + fields.get(12).copied().unwrap_or(f64::NAN);
+        // Every field keeps its place: the first (the state) is a letter, so filtering out what
+        // does not parse as a number would shift utime onto stime and stime onto cutime.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let ticks = field(11) + field(12);
         ticks * 1e6 / 100.0 // USER_HZ is 100 on Linux
     }
 

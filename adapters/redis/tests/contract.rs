@@ -111,6 +111,30 @@ mod counted {
         assert_eq!(s.take_counted("c2", now(), LIMIT, &a).await.unwrap(), Counted::Allowed(None));
     }
 
+    /// A Redis that lost its script cache (restarted, failed over, `SCRIPT FLUSH`) answers
+    /// `NOSCRIPT` to a call by hash; every script is then sent once with its body, and works.
+    #[tokio::test]
+    async fn a_flushed_script_cache_is_filled_again_on_the_next_call() {
+        let s = single().await;
+        let (a, b) = (MessageId::parse("fffff").unwrap(), MessageId::parse("ggggg").unwrap());
+        let many = RateLimit::of(100, 60).unwrap();
+        let stored = s.insert_new_counted("c", now(), many, &a, &message("before"), ttl()).await.unwrap();
+        assert_eq!(stored, Counted::Allowed(Inserted::Stored));
+        assert_eq!(s._server.command(&["SCRIPT", "FLUSH"]).as_deref(), Some("+OK\r\n"));
+        let stored = s.insert_new_counted("c", now(), many, &b, &message("after"), ttl()).await.unwrap();
+        assert_eq!(stored, Counted::Allowed(Inserted::Stored));
+        assert_eq!(s._server.command(&["SCRIPT", "FLUSH"]).as_deref(), Some("+OK\r\n"));
+        let Counted::Allowed(Some(read)) = s.take_counted("c", now(), many, &a).await.unwrap() else {
+            panic!("the message was not read after a flush")
+        };
+        assert_eq!(read.message.as_str(), "before");
+        assert_eq!(s._server.command(&["SCRIPT", "FLUSH"]).as_deref(), Some("+OK\r\n"));
+        assert_eq!(s.hit("c", now(), many).await.unwrap(), RateDecision::Allowed);
+        // Four counted calls so far, all of them counted once.
+        let tight = RateLimit::of(4, 60).unwrap();
+        assert!(matches!(s.hit("c", now(), tight).await.unwrap(), RateDecision::Limited { .. }));
+    }
+
     #[tokio::test]
     async fn concurrent_counted_reads_burn_exactly_once() {
         let s = single().await;

@@ -1,8 +1,12 @@
 //! Which address a request counts against.
 
+use http::header::HeaderName;
 use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
+
+/// Named once: looking a header up by a string parses and checks the name on every request.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
 /// `X-Forwarded-For` is walked from the right (the hop nearest to us) and the first address
@@ -17,7 +21,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     // From the right: the last header's last entry first. No list is built (this runs on every
     // request behind a proxy).
     let hops = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .rev()
         .filter_map(|v| v.to_str().ok())
