@@ -563,8 +563,17 @@ impl RedisStore {
     }
 }
 
+/// An answer a script never gives. Only its kind is told: an answer may hold message text,
+/// which is never logged.
 fn unexpected(script: &str, answer: &Value) -> StoreError {
-    StoreError::Unavailable(format!("unexpected answer from the {script} script: {answer:?}"))
+    let kind = match answer {
+        Value::Int(n) => format!("the integer {n}"),
+        Value::Nil => "nil".to_owned(),
+        Value::BulkString(_) => "a string".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        _ => "another kind of value".to_owned(),
+    };
+    StoreError::Unavailable(format!("unexpected answer from the {script} script: {kind}"))
 }
 
 #[async_trait]
