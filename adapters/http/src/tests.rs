@@ -315,7 +315,7 @@ fn page_routes_answer_get_only_and_unknown_assets_are_not_found() {
 #[test]
 fn ipv6_clients_count_by_prefix_and_mapped_ipv4_as_ipv4() {
     let p64 = Ipv6Prefix::default();
-    let key = |ip: &str, p: Ipv6Prefix| ClientInfo::Ip(ip.parse().unwrap()).key(p).into_owned();
+    let key = |ip: &str, p: Ipv6Prefix| ClientInfo::Ip(ip.parse().unwrap()).key(p).as_ref().to_owned();
     assert_eq!(key("2001:db8:1:2:aaaa::1", p64), "2001:db8:1:2::/64");
     assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff", p64), "2001:db8:1:2::/64");
     assert_eq!(key("2001:db8:1:3::1", p64), "2001:db8:1:3::/64");
@@ -354,6 +354,6 @@ fn a_client_rotating_inside_its_prefix_meets_one_limit() {
 fn ipv4_keys_are_written_as_display_writes_them() {
     for ip in ["0.0.0.0", "1.2.3.4", "10.0.99.100", "255.255.255.255", "192.168.10.9", "100.20.3.0"] {
         let ip: std::net::IpAddr = ip.parse().unwrap();
-        assert_eq!(ClientInfo::Ip(ip).key(Ipv6Prefix::default()), ip.to_string());
+        assert_eq!(ClientInfo::Ip(ip).key(Ipv6Prefix::default()).as_ref(), ip.to_string());
     }
 }

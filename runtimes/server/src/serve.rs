@@ -2,7 +2,7 @@
 
 use crate::admission::{self, Admission};
 use crate::linger::{LingerFlag, Lingering};
-use crate::metrics::{MeteredCounting, MeteredLimiter, MeteredStore, Metrics};
+use crate::metrics::{MeteredCounting, MeteredLimiter, MeteredStore, Metrics, Started};
 use crate::settings::{Config, StoreKind};
 use crate::watchdog::{Activity, Counted};
 use crate::{client_ip, RandomIds, SystemClock};
@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -402,7 +402,7 @@ async fn serve_one(conn: Arc<Conn>, req: Request<Incoming>) -> Result<Response<F
 
 async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     let (app, peer) = (&*conn.app, conn.peer);
-    let started = Instant::now();
+    let started = Started::now();
     let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
     let body = if app.api.wants_body(&parts.method, parts.uri.path()) {
@@ -420,7 +420,7 @@ async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     let route = if parts.method == http::Method::OPTIONS { "preflight" } else { Route::of(parts.uri.path()).label() };
     let resp = app.api.handle(Request::from_parts(parts, body), &client).await;
     app.metrics.request(route, resp.status().as_u16(), started);
-    tracing::debug!(route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    tracing::debug!(route, status = resp.status().as_u16(), micros = started.micros(), "request");
     resp
 }
 
