@@ -11,11 +11,13 @@ use crypt_domain::{
     StoredMessage, Ttl, UnixMillis,
 };
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// When a timed section began, on the monotonic clock, in nanoseconds.
@@ -31,9 +33,9 @@ impl Started {
         Self(monotonic_nanos())
     }
 
-    /// Seconds since, for a histogram.
-    pub(crate) fn seconds(self) -> f64 {
-        monotonic_nanos().saturating_sub(self.0) as f64 * 1e-9
+    /// Nanoseconds since, for a histogram.
+    pub(crate) fn nanos(self) -> u64 {
+        monotonic_nanos().saturating_sub(self.0)
     }
 
     /// Whole microseconds since, for a log line.
@@ -64,9 +66,62 @@ struct KindLabel {
     kind: &'static str,
 }
 
-/// Latency buckets from 50 µs to 2.5 s.
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.5, 13)
+/// Upper bounds of the latency buckets, in seconds: 50 µs × 2.5^k, 50 µs to about 2.98 s
+/// (`prometheus_client`'s `exponential_buckets(0.000_05, 2.5, 13)`), then `+Inf`.
+const BOUNDS: [f64; 13] = {
+    let mut bounds = [0.000_05; 13];
+    let mut i = 1;
+    while i < bounds.len() {
+        bounds[i] = bounds[i - 1] * 2.5;
+        i += 1;
+    }
+    bounds
+};
+
+/// A latency histogram that observes without a lock: a counter per bucket and a sum in
+/// nanoseconds, each one atomic addition.
+///
+/// `prometheus_client`'s `Histogram` takes a mutex per observation, and every request of a
+/// route observes the same histogram (up to three per request): on a busy server the
+/// threads queued on it. A scrape reads the counters one by one, so it may see an observation
+/// in a bucket before it is in the sum: Prometheus allows for that (rates smooth it over).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Latency(Arc<LatencyCells>);
+
+#[derive(Debug, Default)]
+struct LatencyCells {
+    /// Observations per bucket (not cumulative); the last is `+Inf`'s own.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Latency {
+    pub(crate) fn observe_nanos(&self, nanos: u64) {
+        let seconds = nanos as f64 * 1e-9;
+        let bucket = BOUNDS.iter().position(|&le| seconds <= le).unwrap_or(BOUNDS.len());
+        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Each bucket's own count: the encoder makes them cumulative.
+        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().enumerate())
+            .map(|(i, cell)| (BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cell.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|&(_, n)| n).sum();
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// Every metric of one server.
@@ -74,25 +129,25 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    durations: Family<RouteLabel, Histogram>,
+    durations: Family<RouteLabel, Latency>,
     created: Counter,
     burned: Counter,
     expired: Counter,
     rate_limited: Counter,
     store_errors: Family<KindLabel, Counter>,
-    store_ops: Family<OpLabels, Histogram>,
+    store_ops: Family<OpLabels, Latency>,
     memory_bytes: Gauge,
     memory_entries: Gauge,
     connections: Gauge,
     connections_max: Gauge,
     connections_refused: Counter,
     /// `store_ops` entries by store (memory, then the rest) and [`OPS`] index, once resolved.
-    ops_resolved: [[std::sync::OnceLock<Histogram>; OPS.len()]; 2],
+    ops_resolved: [[std::sync::OnceLock<Latency>; OPS.len()]; 2],
     /// `requests` entries by [`ROUTES`] and [`STATUSES`] index, and `durations` entries by
     /// [`ROUTES`] index, once resolved: a family lookup hashes the labels (SipHash) and takes
     /// the family's lock, about 600 instructions a request (callgrind).
     requests_resolved: [[std::sync::OnceLock<Counter>; STATUSES.len()]; ROUTES.len()],
-    durations_resolved: [std::sync::OnceLock<Histogram>; ROUTES.len()],
+    durations_resolved: [std::sync::OnceLock<Latency>; ROUTES.len()],
 }
 
 /// The route labels answered most, in the order of the resolved tables (`crypt_http::Route`'s
@@ -110,10 +165,8 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("crypt");
         let requests = Family::<RequestLabels, Counter>::default();
-        let durations =
-            Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
-        let store_ops =
-            Family::<OpLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let durations = Family::<RouteLabel, Latency>::default();
+        let store_ops = Family::<OpLabels, Latency>::default();
         let m = Self {
             registry: Registry::default(),
             requests,
@@ -175,10 +228,10 @@ impl Metrics {
 
     /// One answered request.
     pub(crate) fn request(&self, route: &'static str, status: u16, started: Started) {
-        let elapsed = started.seconds();
+        let elapsed = started.nanos();
         let Some(r) = ROUTES.iter().position(|&known| known == route) else {
             self.requests.get_or_create(&RequestLabels { route, status }).inc();
-            self.durations.get_or_create(&RouteLabel { route }).observe(elapsed);
+            self.durations.get_or_create(&RouteLabel { route }).observe_nanos(elapsed);
             return;
         };
         match STATUSES.iter().position(|&known| known == status) {
@@ -189,7 +242,7 @@ impl Metrics {
         };
         self.durations_resolved[r]
             .get_or_init(|| self.durations.get_or_create(&RouteLabel { route }).clone())
-            .observe(elapsed);
+            .observe_nanos(elapsed);
     }
 
     /// What the memory store holds, and how many expired messages a sweep dropped.
@@ -224,7 +277,7 @@ impl Metrics {
     }
 
     fn op(&self, store: &'static str, op: &'static str, started: Started) {
-        let elapsed = started.seconds();
+        let elapsed = started.nanos();
         // The label sets are few and fixed: each histogram is looked up in the family once and
         // kept, so a request does not hash labels and take the family's lock per operation.
         let s = usize::from(store != "memory");
@@ -232,8 +285,8 @@ impl Metrics {
         match o {
             Some(o) => self.ops_resolved[s][o]
                 .get_or_init(|| self.store_ops.get_or_create(&OpLabels { store, op }).clone())
-                .observe(elapsed),
-            None => self.store_ops.get_or_create(&OpLabels { store, op }).observe(elapsed),
+                .observe_nanos(elapsed),
+            None => self.store_ops.get_or_create(&OpLabels { store, op }).observe_nanos(elapsed),
         }
     }
 
@@ -419,5 +472,33 @@ mod tests {
             line(&text, "crypt_http_request_duration_seconds_count{route=\"create\"} 4").is_some(),
             "the route's histogram saw every request: {text}"
         );
+    }
+
+    #[test]
+    fn the_lock_free_histogram_renders_as_prometheus_clients_own() {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        let ours = Latency::default();
+        let theirs = Histogram::new(exponential_buckets(0.000_05, 2.5, 13));
+        // Whole microseconds, so that both sums are exact in binary and compare as text.
+        for micros in [1u64, 50, 51, 400, 2_000, 2_000, 900_000, 5_000_000] {
+            ours.observe_nanos(micros * 1_000);
+            theirs.observe(micros as f64 * 1e-6);
+        }
+        let render = |metric: Box<dyn Fn(&mut Registry)>| {
+            let mut registry = Registry::default();
+            metric(&mut registry);
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+            out
+        };
+        let a = render(Box::new(move |r| r.register("latency", "help", ours.clone())));
+        let b = render(Box::new(move |r| r.register("latency", "help", theirs.clone())));
+        let without_sum = |text: &str| text.lines().filter(|l| !l.contains("_sum")).collect::<Vec<_>>().join("\n");
+        assert_eq!(without_sum(&a), without_sum(&b));
+        assert!(a.contains("latency_bucket{le=\"0.00005\"} 2\n"), "{a}");
+        assert!(a.contains("latency_bucket{le=\"+Inf\"} 8\n"), "{a}");
+        let sum =
+            |text: &str| -> f64 { text.lines().find_map(|l| l.strip_prefix("latency_sum ")).unwrap().parse().unwrap() };
+        assert!((sum(&a) - sum(&b)).abs() < 1e-9, "{a}\n{b}");
     }
 }
