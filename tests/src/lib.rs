@@ -135,8 +135,14 @@ pub struct Resp {
 impl Resp {
     /// The body as JSON; panics with the body text when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): status {}, headers {:?}, body {:?}",
+                self.status,
+                self.headers,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// One header as text, or "" when absent.

@@ -10,6 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A loopback port that is free now (and is not `other`).
+fn free_port(other: Option<u16>) -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if Some(port) != other {
+            return port;
+        }
+    }
+}
+
 /// The repository root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
@@ -91,7 +101,7 @@ impl WranglerDev {
     pub fn start_script(main: &Path, config: &str) -> Self {
         let mut last = String::new();
         for _ in 0..4 {
-            match Self::try_start(main, config) {
+            match Self::start_on(main, config, free_port(None)) {
                 Ok(dev) => return dev,
                 Err(output) => last = output,
             }
@@ -99,16 +109,13 @@ impl WranglerDev {
         panic!("wrangler dev did not start:\n{last}");
     }
 
-    fn try_start(main: &Path, body: &str) -> Result<Self, String> {
+    /// One attempt of [`WranglerDev::start_script`] on a given port: what wrangler printed (or
+    /// why the port would not do) when it does not start there.
+    pub fn start_on(main: &Path, body: &str, port: u16) -> Result<Self, String> {
         let root = repo_root();
-        let free_port = || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let port = free_port();
         // The devtools inspector would take 9229 on every instance: two at once (or one still
         // shutting down) would collide, so each gets a free port of its own.
-        let inspector_port = free_port();
+        let inspector_port = free_port(Some(port));
         let dir = std::env::temp_dir().join(format!(
             "crypt-wrangler-{}-{}",
             std::process::id(),
@@ -168,9 +175,19 @@ impl WranglerDev {
                 s.set_read_timeout(Some(Duration::from_secs(5))).ok();
                 let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
                 let mut buf = [0u8; 12];
-                // Any HTTP answer means workerd serves the Worker (a misconfigured one answers 500).
+                // Any HTTP answer means workerd serves the Worker (a misconfigured one answers
+                // 500), if it comes from this wrangler's own processes: the port was free when
+                // chosen, but something else (another instance's internal ports, which
+                // miniflare binds on ephemeral ports) can take it before wrangler binds it, and
+                // then the tests would talk to that instead.
                 if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 ") {
-                    return Ok(());
+                    let group = self.child.id();
+                    return match crypt_redis_harness::listened_by(self.port, |pid| {
+                        crypt_redis_harness::process_group(pid) == Some(group)
+                    }) {
+                        Some(false) => Err(format!("port {} was taken by another process", self.port)),
+                        Some(true) | None => Ok(()),
+                    };
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -226,4 +243,28 @@ pub async fn contract_check(route: &str, check: &str) -> (u16, String, String) {
     let body = resp.text().await.unwrap_or_default();
     let output = dev.output.lock().unwrap().join("\n");
     (status, body, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Something else answering HTTP on the chosen port is not taken for this wrangler: the
+    /// attempt fails (and `start_script` tries another port) instead of the tests talking to it.
+    #[test]
+    fn a_port_answered_by_another_process_is_not_taken_for_ready() {
+        let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = squatter.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut conn in squatter.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let bundle = repo_root().join("runtimes/worker/build-test/index.js");
+        let err = WranglerDev::start_on(&bundle, "", port).expect_err("another process holds the port");
+        assert!(err.contains("taken by another process"), "{err}");
+    }
 }

@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod ports;
+pub use ports::{listened_by, process_group};
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// One `redis-server` process.
@@ -101,8 +104,14 @@ impl RedisServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            // The PONG must come from this server: another Redis may hold the port (see
+            // `listened_by`), and then this one has failed to bind it.
             if self.command(&["PING"]).is_some_and(|r| r.starts_with("+PONG")) {
-                return;
+                let pid = self.child.as_ref().map(|(_, pid)| *pid);
+                match listened_by(self.port, |p| Some(p) == pid) {
+                    Some(false) => panic!("port {} answers, but not from the redis-server started on it", self.port),
+                    Some(true) | None => return,
+                }
             }
             std::thread::sleep(Duration::from_millis(25));
         }
