@@ -85,7 +85,8 @@ pub fn compare(rt: &tokio::runtime::Runtime, plan: &WorkerPlan) -> (String, u64)
          checked, pairs/s | crypt / that | its CPU µs/pair | crypt / that | \
          same answers, pairs/s | crypt / that | its CPU µs/pair | crypt / that |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ =
+        writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for store in plan.stores.iter().map(String::as_str) {
         // On KV a third contender: the baseline that also checks a new id is free (a get before
         // the put), as the reference service and crypt do. It splits crypt's price into the
@@ -138,7 +139,9 @@ pub fn compare(rt: &tokio::runtime::Runtime, plan: &WorkerPlan) -> (String, u64)
         let p99: Vec<f64> = p99s.into_iter().map(median).collect();
         let cpu: Vec<f64> = cpus.into_iter().map(median).collect();
         let against = |i: Option<usize>| match i {
-            Some(i) => format!("{:.0} | **{:.2}** | {:.0} | **{:.2}**", rate[i], rate[0] / rate[i], cpu[i], cpu[0] / cpu[i]),
+            Some(i) => {
+                format!("{:.0} | **{:.2}** | {:.0} | **{:.2}**", rate[i], rate[0] / rate[i], cpu[i], cpu[0] / cpu[i])
+            }
             None => "n/a | n/a | n/a | n/a".to_owned(),
         };
         let checked = against(kv.then_some(2));
