@@ -1,6 +1,7 @@
 // The Worker baseline for `crypt-bench --worker`: the least JavaScript that does the same work
-// as crypt's Worker on the same store, with none of crypt's rules (no limits, no validation
-// beyond "message is a string", no CORS or security headers, no id-collision check on KV).
+// as crypt's Worker on the same store, by default with none of crypt's rules (no limits, no
+// validation beyond "message is a string", no CORS or security headers, no id-collision check
+// on KV); the last two can be switched on (below).
 //
 //   POST /        {"message": "..."}  -> 200 {"id": "...", "expires_at": "..."}
 //   GET  /<id>                        -> 200 {"message": "..."} once, then 404
