@@ -222,7 +222,10 @@ async fn ten_thousand_connections_from_one_address_hold_only_its_share() {
     assert!(flood.len() >= SLOW - 100, "the kernel completed the handshakes: {}", flood.len());
     let beyond = (flood.len() - 256) as f64;
     let refused = wait_for(&server, &http, "crypt_connections_refused_total", |v| v >= beyond).await;
-    let open = server.metric(&http, "crypt_connections_open").await;
+    // The scrape before this one closed its connection, and the server may count it for a
+    // moment more (seen once in CI: 258): ask again until it is gone. The flood's own
+    // connections stay open, so a share over 256 still fails here.
+    let open = wait_for(&server, &http, "crypt_connections_open", |v| v <= 257.0).await;
     assert!(open <= 257.0, "one address holds at most its 256 (and this client 1): {open}");
     assert!(refused >= beyond, "the rest were closed at once: {refused} refused of {}", flood.len());
     normal_client_round_trip(&server, &http).await;
