@@ -30,6 +30,8 @@ pub fn repo_root() -> PathBuf {
 pub struct WranglerDev {
     child: Child,
     port: u16,
+    /// The devtools inspector's port, held by the same workerd process as the dev server.
+    inspector_port: u16,
     dir: PathBuf,
     /// Everything it printed, for the failure message.
     pub output: Arc<Mutex<Vec<String>>>,
@@ -158,7 +160,7 @@ impl WranglerDev {
                 }
             });
         }
-        let mut dev = WranglerDev { child, port, dir, output };
+        let mut dev = WranglerDev { child, port, inspector_port, dir, output };
         dev.wait_ready()?;
         Ok(dev)
     }
@@ -176,23 +178,36 @@ impl WranglerDev {
                 let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
                 let mut buf = [0u8; 12];
                 // Any HTTP answer means workerd serves the Worker (a misconfigured one answers
-                // 500), if it comes from this wrangler's own processes: the port was free when
-                // chosen, but something else (another instance's internal ports, which
-                // miniflare binds on ephemeral ports) can take it before wrangler binds it, and
-                // then the tests would talk to that instead.
+                // 500), if it comes from this wrangler's dev server: the port was free when
+                // chosen, but something else can take it before wrangler binds it, and then
+                // the tests would talk to that instead.
                 if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 ") {
-                    let group = self.child.id();
-                    return match crypt_redis_harness::listened_by(self.port, |pid| {
-                        crypt_redis_harness::process_group(pid) == Some(group)
-                    }) {
-                        Some(false) => Err(format!("port {} was taken by another process", self.port)),
-                        Some(true) | None => Ok(()),
-                    };
+                    match self.answered_by_dev_server() {
+                        Some(Ok(())) => return Ok(()),
+                        Some(Err(why)) => return Err(why),
+                        None => {} // the inspector is not up yet: ask again
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(format!("never answered on port {}:\n{}", self.port, self.output.lock().unwrap().join("\n")))
+    }
+
+    /// Whether the port is held by this wrangler's dev server. Its process group is not enough:
+    /// wrangler's node process and the Worker's workerd bind loopback servers of their own on
+    /// ports the system hands out (they answer 404 to anything), and one of them can be given
+    /// the port chosen here between its being found free and wrangler binding it; the dev
+    /// server then cannot bind it, and every request meets a 404 (CI once saw `PUT /` answered
+    /// 404 so). The dev server is the workerd process that also holds the inspector's port.
+    /// `None` while that port is not held yet; `Some(Ok(()))` where `/proc` cannot tell.
+    fn answered_by_dev_server(&self) -> Option<Result<(), String>> {
+        use crypt_redis_harness::{listeners, process_group};
+        let (Some(on_port), Some(on_inspector)) = (listeners(self.port), listeners(self.inspector_port)) else {
+            return Some(Ok(()));
+        };
+        let group = self.child.id();
+        dev_server_verdict(self.port, &on_port, &on_inspector, |pid| process_group(pid) == Some(group))
     }
 
     /// Where this instance keeps its local state (the KV namespace's data, on disk).
@@ -232,6 +247,27 @@ impl Drop for WranglerDev {
     }
 }
 
+/// [`WranglerDev::answered_by_dev_server`] on what `/proc` said: the processes listening on
+/// the dev server's port and on the inspector's, and which processes are wrangler's.
+fn dev_server_verdict(
+    port: u16,
+    on_port: &[u32],
+    on_inspector: &[u32],
+    wranglers: impl Fn(u32) -> bool,
+) -> Option<Result<(), String>> {
+    let ours: Vec<u32> = on_port.iter().copied().filter(|&pid| wranglers(pid)).collect();
+    if ours.is_empty() {
+        return Some(Err(format!("port {port} was taken by another process")));
+    }
+    if ours.iter().any(|pid| on_inspector.contains(pid)) {
+        return Some(Ok(()));
+    }
+    if on_inspector.is_empty() {
+        return None;
+    }
+    Some(Err(format!("port {port} is held by one of wrangler's own loopback servers, not its dev server")))
+}
+
 /// Runs one check of the `MessageStore` contract inside workerd, in a fresh `wrangler dev` of
 /// the test bundle: `POST <route><check>` (`/__contract/store/` for KV, `/__contract/durable/`
 /// for Durable Objects). The status, the body, and what wrangler printed (for a failure).
@@ -249,6 +285,24 @@ pub async fn contract_check(route: &str, check: &str) -> (u16, String, String) {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    /// The port must be held by the process that holds the inspector's port too, and it must
+    /// be one of wrangler's: wrangler's own loopback servers (another process of its group, or
+    /// the Worker's workerd) are not its dev server.
+    #[test]
+    fn only_the_process_holding_the_inspector_is_the_dev_server() {
+        let wranglers = |pid: u32| (100..200).contains(&pid);
+        // The dev server (workerd 101) holds both.
+        assert_eq!(dev_server_verdict(8000, &[101], &[101], wranglers), Some(Ok(())));
+        // wrangler's node (102) got the port; the dev server holds only the inspector.
+        let err = dev_server_verdict(8000, &[102], &[101], wranglers).unwrap().unwrap_err();
+        assert!(err.contains("loopback servers"), "{err}");
+        // Another process (7) holds it.
+        let err = dev_server_verdict(8000, &[7], &[101], wranglers).unwrap().unwrap_err();
+        assert!(err.contains("another process"), "{err}");
+        // The inspector is not up yet: ask again.
+        assert_eq!(dev_server_verdict(8000, &[101], &[], wranglers), None);
+    }
 
     /// Something else answering HTTP on the chosen port is not taken for this wrangler: the
     /// attempt fails (and `start_script` tries another port) instead of the tests talking to it.

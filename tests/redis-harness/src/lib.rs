@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod ports;
-pub use ports::{listened_by, process_group};
+pub use ports::{listened_by, listeners, process_group};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 

@@ -11,6 +11,12 @@ use std::path::Path;
 /// Whether a process for which `ours(pid)` holds listens on TCP `port` (any local address).
 /// `None` where `/proc` cannot tell (not Linux): the caller then trusts its probe alone.
 pub fn listened_by(port: u16, ours: impl Fn(u32) -> bool) -> Option<bool> {
+    listeners(port).map(|pids| pids.into_iter().any(ours))
+}
+
+/// The processes that listen on TCP `port` (any local address); `None` where `/proc` cannot
+/// tell (not Linux).
+pub fn listeners(port: u16) -> Option<Vec<u32>> {
     let mut inodes = Vec::new();
     let mut readable = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -21,26 +27,23 @@ pub fn listened_by(port: u16, ours: impl Fn(u32) -> bool) -> Option<bool> {
     if !readable {
         return None;
     }
+    let mut pids = Vec::new();
     if inodes.is_empty() {
-        return Some(false);
+        return Some(pids);
     }
     let sockets: Vec<String> = inodes.iter().map(|inode| format!("socket:[{inode}]")).collect();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return None };
+    let procs = std::fs::read_dir("/proc").ok()?;
     for entry in procs.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        if !ours(pid) {
-            continue;
-        }
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            if let Ok(link) = std::fs::read_link(fd.path()) {
-                if sockets.iter().any(|s| Path::new(s) == link) {
-                    return Some(true);
-                }
-            }
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| sockets.iter().any(|s| Path::new(s) == link)));
+        if holds {
+            pids.push(pid);
         }
     }
-    Some(false)
+    Some(pids)
 }
 
 /// The process group of `pid`, from `/proc/<pid>/stat`.
@@ -77,6 +80,16 @@ mod tests {
         assert_eq!(listened_by(port, |pid| pid != std::process::id()), Some(false));
         drop(listener);
         assert_eq!(listened_by(port, |_| true), Some(false), "nobody listens once it is closed");
+    }
+
+    #[test]
+    fn the_listeners_of_a_port_are_the_processes_holding_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let Some(pids) = listeners(port) else { return }; // no /proc here
+        assert_eq!(pids, vec![std::process::id()]);
+        drop(listener);
+        assert_eq!(listeners(port), Some(vec![]));
     }
 
     #[test]
