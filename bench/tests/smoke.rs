@@ -1,0 +1,30 @@
+//! The benchmark's smoke runs, the way CI runs them (`.ci/run`): the harness's own binary with
+//! `--quick`, which must finish with zero errors (it exits 1 on any). Its numbers go to the
+//! terminal as the run prints them.
+//!
+//! Ignored in `cargo test`: each takes half a minute or more, starts Redis and a Redis Cluster,
+//! and the Worker's needs the release Worker bundle (`scripts/build-worker`). CI runs them with
+//! `cargo test --workspace --test smoke -- --ignored --exact NAME`: selecting the whole
+//! workspace keeps the test build's features, so the harness built by `./scripts/test` is the
+//! one that runs, where `cargo run -p crypt-bench` would first rebuild about seventy crates
+//! with the features of that one package (a minute on two cores).
+
+use std::process::Command;
+
+fn run_bench(args: &[&str]) {
+    let status =
+        Command::new(env!("CARGO_BIN_EXE_crypt-bench")).args(args).status().expect("the benchmark harness starts");
+    assert!(status.success(), "crypt-bench {} failed ({status}); its output is above", args.join(" "));
+}
+
+#[test]
+#[ignore = "half a minute; CI runs it (see the file's head)"]
+fn quick() {
+    run_bench(&["--quick"]);
+}
+
+#[test]
+#[ignore = "needs scripts/build-worker and wrangler; CI runs it (see the file's head)"]
+fn worker_quick() {
+    run_bench(&["--worker", "--quick"]);
+}
