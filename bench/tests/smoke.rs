@@ -3,11 +3,12 @@
 //! terminal as the run prints them.
 //!
 //! Ignored in `cargo test`: each takes half a minute or more, starts Redis and a Redis Cluster,
-//! and the Worker's needs the release Worker bundle (`scripts/build-worker`). CI runs them with
-//! `cargo test --workspace --test smoke -- --ignored --exact NAME`: selecting the whole
-//! workspace keeps the test build's features, so the harness built by `./scripts/test` is the
-//! one that runs, where `cargo run -p crypt-bench` would first rebuild about seventy crates
-//! with the features of that one package (a minute on two cores).
+//! and the Worker's needs the release Worker bundle (`scripts/build-worker`). CI runs this
+//! file's executable from the test build `./scripts/test` made (`scripts/test-exe smoke`, then
+//! `--ignored --exact NAME`), so the harness that runs is the one already built: `cargo run -p
+//! crypt-bench`, or even `cargo test --workspace --test smoke`, resolves features over fewer
+//! crates and first rebuilt about seventy of them (a minute on two cores).
+//! By hand: `cargo test -p crypt-bench --test smoke -- --ignored`.
 
 use std::process::Command;
 
