@@ -168,6 +168,9 @@ impl WranglerDev {
     /// Waits for an HTTP answer from `/healthz`; the output so far if wrangler exits or never answers.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
+        // When the port answers, the dev server binds the inspector's port at the same moment;
+        // if that stays unheld, the answer came from something else and the dev server failed.
+        let mut answered_without_inspector: Option<Instant> = None;
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return Err(self.output.lock().unwrap().join("\n"));
@@ -185,7 +188,15 @@ impl WranglerDev {
                     match self.answered_by_dev_server() {
                         Some(Ok(())) => return Ok(()),
                         Some(Err(why)) => return Err(why),
-                        None => {} // the inspector is not up yet: ask again
+                        None => {
+                            let since = *answered_without_inspector.get_or_insert_with(Instant::now);
+                            if since.elapsed() > Duration::from_secs(5) {
+                                return Err(format!(
+                                    "port {} answers, but nothing holds the inspector's port {}",
+                                    self.port, self.inspector_port
+                                ));
+                            }
+                        }
                     }
                 }
             }
