@@ -6,17 +6,22 @@
 //! reads the request (stopping at the body cap), asks [`Api::reject_body`] when it could not,
 //! answers [`Api::internal_error`] (or [`internal_error`] before an `Api` exists) when
 //! something unexpected happened, and writes back what it is given. Every setting's name,
-//! default and check is here too ([`Settings`]), so both runtimes read the same ones.
+//! default and check is here too ([`Settings`]), so both runtimes read the same ones, and so
+//! is the self-hosted server's rule for which address a request counts against
+//! ([`client_ip`], `X-Forwarded-For` through trusted proxies).
 //!
 //! The modules follow the concerns: [`route`] (where a request goes), `parse` (the create
 //! body), [`error`] (every failure and its one mapping to a status and body), `headers` (the
 //! headers every answer carries), `cors`, `settings`, `web` (the embedded page), and
 //! `json_out` (the two hot bodies).
 //!
-//! It depends on the domain and on `http`/`serde_json` only: never on hyper, tokio, a store
-//! client or the Workers runtime.
+//! It depends on the domain and on `http`/`serde_json` only (and, with the `file` feature, on
+//! `config` to read the server's TOML settings file): never on hyper, tokio, a store client or
+//! the Workers runtime. That keeps everything that parses untrusted bytes out of the heavy
+//! crates, so the fuzz targets (`fuzz/`) build without them.
 
 mod auth;
+mod client_ip;
 mod cors;
 pub mod error;
 mod headers;
@@ -28,6 +33,7 @@ mod settings;
 mod web;
 
 pub use auth::TokenHashes;
+pub use client_ip::client_ip;
 pub use cors::Cors;
 pub use error::{ApiError, BodyRejection};
 pub use parse::{JsonKind, ParseError};

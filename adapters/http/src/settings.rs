@@ -335,6 +335,36 @@ impl Settings {
         text::from_pairs(&vars)
     }
 
+    /// The settings a configuration file's TOML `text` holds, by their environment names
+    /// (`id_length = 8` is `CRYPT_ID_LENGTH`; `rate_limit_per_second`, the reference's name,
+    /// has no prefix). `path` only names the file in errors. The server reads its optional
+    /// `crypt.toml` (or `CRYPT_CONFIG`) through this; the Worker has `[vars]` instead.
+    ///
+    /// # Errors
+    /// Text that is not TOML, a key that is not a setting, or a value that is not a scalar, as
+    /// `CRYPT_CONFIG`.
+    #[cfg(feature = "file")]
+    pub fn file_vars(path: &str, text: &str) -> Result<std::collections::HashMap<String, String>, SettingError> {
+        let bad = |why: String| SettingError { setting: "CRYPT_CONFIG".into(), why: format!("{path}: {why}") };
+        let table = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<std::collections::HashMap<String, config::Value>>())
+            .map_err(|e| bad(e.to_string()))?;
+        let names = Self::names();
+        let mut vars = std::collections::HashMap::new();
+        for (key, value) in table {
+            let upper = key.to_ascii_uppercase();
+            let name = [format!("CRYPT_{upper}"), upper]
+                .into_iter()
+                .find(|n| names.contains(&n.as_str()))
+                .ok_or_else(|| bad(format!("'{key}' is not a setting")))?;
+            let text = value.into_string().map_err(|e| bad(format!("'{key}': {e}")))?;
+            vars.insert(name, text);
+        }
+        Ok(vars)
+    }
+
     /// The policy, CORS and body cap, checked together.
     ///
     /// # Errors
@@ -394,6 +424,28 @@ mod tests {
 
     fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
         Settings::from_vars(pairs.iter().copied())
+    }
+
+    #[cfg(feature = "file")]
+    #[test]
+    fn a_settings_file_names_settings_lower_cased_without_the_prefix() {
+        let vars =
+            Settings::file_vars("crypt.toml", "id_length = 8\nrate_limit_per_second = 3\ncors_origins = \"*\"\n")
+                .unwrap();
+        let mut vars: Vec<_> = vars.into_iter().collect();
+        vars.sort();
+        let expected = [("CRYPT_CORS_ORIGINS", "*"), ("CRYPT_ID_LENGTH", "8"), ("RATE_LIMIT_PER_SECOND", "3")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(vars, expected);
+        for (text, why) in [
+            ("id_length = ", "crypt.toml: "),
+            ("idlength = 8", "crypt.toml: 'idlength' is not a setting"),
+            ("[listen]\nport = 1", "crypt.toml: 'listen': "),
+        ] {
+            let e = Settings::file_vars("crypt.toml", text).unwrap_err();
+            assert_eq!(e.setting, "CRYPT_CONFIG", "{text}");
+            assert!(e.why.starts_with(why), "{text}: {e}");
+        }
     }
 
     #[test]

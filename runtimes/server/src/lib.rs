@@ -17,7 +17,6 @@
 //! ```
 
 mod admission;
-mod client_ip;
 mod linger;
 mod metrics;
 mod serve;
@@ -25,7 +24,6 @@ mod settings;
 mod system;
 mod watchdog;
 
-pub use client_ip::client_ip;
 pub use crypt_http::{SettingError, Settings};
 pub use crypt_redis::{RedisConfig, RedisTls};
 pub use serve::{spawn, Running, StartError};

@@ -152,39 +152,9 @@ impl Config {
 /// The file's settings by their environment names.
 fn read_file(path: &str, required: bool) -> Result<HashMap<String, String>, SettingError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Config::file_vars(path, &text),
+        Ok(text) => Settings::file_vars(path, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(HashMap::new()),
         Err(e) => Err(SettingError { setting: "CRYPT_CONFIG".into(), why: format!("{path}: {e}") }),
-    }
-}
-
-impl Config {
-    /// The settings a configuration file's TOML `text` holds, by their environment names
-    /// (`path` only names the file in errors). Public for the fuzzer (`fuzz/`).
-    ///
-    /// # Errors
-    /// Text that is not TOML, a key that is not a setting, or a value that is not a scalar, as
-    /// `CRYPT_CONFIG`.
-    #[doc(hidden)]
-    pub fn file_vars(path: &str, text: &str) -> Result<HashMap<String, String>, SettingError> {
-        let bad = |why: String| SettingError { setting: "CRYPT_CONFIG".into(), why: format!("{path}: {why}") };
-        let table = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
-            .map_err(|e| bad(e.to_string()))?;
-        let names = Settings::names();
-        let mut vars = HashMap::new();
-        for (key, value) in table {
-            let upper = key.to_ascii_uppercase();
-            let name = [format!("CRYPT_{upper}"), upper]
-                .into_iter()
-                .find(|n| names.contains(&n.as_str()))
-                .ok_or_else(|| bad(format!("'{key}' is not a setting")))?;
-            let text = value.into_string().map_err(|e| bad(format!("'{key}': {e}")))?;
-            vars.insert(name, text);
-        }
-        Ok(vars)
     }
 }
 
