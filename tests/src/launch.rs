@@ -1,11 +1,13 @@
 //! Launchers: how each runtime × store pair is started for a check.
 
+use crate::wrangler::WranglerDev;
 use crate::{client, Caps, Profile, Target};
 use crypt_redis_harness::{RedisCluster, RedisServer};
 use futures::future::BoxFuture;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The self-hosted server with the in-memory store, in this process, on a free port.
 pub fn server_memory(profile: Profile) -> BoxFuture<'static, Target> {
@@ -88,7 +90,7 @@ pub fn external(_profile: Profile) -> BoxFuture<'static, Target> {
 pub fn worker_durable(profile: Profile) -> BoxFuture<'static, Target> {
     let mut env = profile.env();
     env.insert("CRYPT_EDGE_STORE".into(), "durable-object".into());
-    worker(env, true)
+    worker(env, profile.is_base(), true)
 }
 
 /// The Worker under `wrangler dev` (the real workerd runtime) with a local KV namespace whose
@@ -96,14 +98,25 @@ pub fn worker_durable(profile: Profile) -> BoxFuture<'static, Target> {
 /// `scripts/build-worker --test` (`./scripts/test` does it first).
 pub fn worker_kv(profile: Profile) -> BoxFuture<'static, Target> {
     // KV cannot burn atomically.
-    worker(profile.env(), false)
+    worker(profile.env(), profile.is_base(), false)
 }
 
 /// The Worker with `[vars]` `env`; `exact_once` when its store burns atomically. On either
-/// store workerd owns header timeouts and there is no byte capacity to fill.
-fn worker(env: std::collections::HashMap<String, String>, exact_once: bool) -> BoxFuture<'static, Target> {
+/// store workerd owns header timeouts and there is no byte capacity to fill. Checks of the base
+/// profile share one `wrangler dev` per process and `env` (see [`shared_worker`]); the others
+/// get one of their own.
+fn worker(env: HashMap<String, String>, base: bool, exact_once: bool) -> BoxFuture<'static, Target> {
     Box::pin(async move {
-        let wrangler = tokio::task::spawn_blocking(move || crate::wrangler::WranglerDev::start(&env))
+        let wrangler =
+            tokio::task::spawn_blocking(
+                move || {
+                    if base {
+                        shared_worker(env)
+                    } else {
+                        Arc::new(WranglerDev::start(&env))
+                    }
+                },
+            )
             .await
             .expect("wrangler dev starts");
         Target {
@@ -120,4 +133,25 @@ fn worker(env: std::collections::HashMap<String, String>, exact_once: bool) -> B
             keep: Box::new(wrangler),
         }
     })
+}
+
+/// The `wrangler dev` for the base profile's `env`, started by the first check that asks and
+/// kept for the rest of the process. The checks that ask only for the base settings are written
+/// to share a deployment (the [`external`] launcher runs them all against one), and starting
+/// `wrangler dev` takes seconds: about thirty of them per suite. The instance is never dropped;
+/// its reaper stops it when the test process ends.
+fn shared_worker(env: HashMap<String, String>) -> Arc<WranglerDev> {
+    type Shared = Vec<(Vec<(String, String)>, Arc<WranglerDev>)>;
+    static SHARED: Mutex<Shared> = Mutex::new(Vec::new());
+    let mut key: Vec<(String, String)> = env.clone().into_iter().collect();
+    key.sort();
+    // Held while starting, so that checks arriving together wait for one instance. A start that
+    // panicked poisons it; the next check then tries again.
+    let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, dev)) = shared.iter().find(|(k, _)| *k == key) {
+        return dev.clone();
+    }
+    let dev = Arc::new(WranglerDev::start(&env));
+    shared.push((key, dev.clone()));
+    dev
 }

@@ -25,10 +25,19 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
-/// A running `wrangler dev`, stopped (with its workerd) when dropped.
+/// Kills wrangler's process group and removes its directory when its standard input closes:
+/// when the `WranglerDev` is dropped, or when the test process ends without dropping it (a
+/// panic, an interrupted run, an instance shared for the whole process). `$1` is the group,
+/// `$2` the directory. (dash's `kill` takes no `--`: `kill -KILL -- -PGID` kills nothing there.)
+const REAPER: &str = r#"read _; kill -KILL "-$1" 2>/dev/null; sleep 1; rm -rf "$2""#;
+
+/// A running `wrangler dev`, stopped (with its workerd) when dropped, or when the process that
+/// started it ends.
 #[derive(Debug)]
 pub struct WranglerDev {
     child: Child,
+    /// The shell that stops wrangler if this process ends first (see [`REAPER`]).
+    reaper: Child,
     port: u16,
     /// The devtools inspector's port, held by the same workerd process as the dev server.
     inspector_port: u16,
@@ -148,6 +157,17 @@ impl WranglerDev {
             .process_group(0)
             .spawn()
             .expect("run node_modules/.bin/wrangler (npm ci installs it)");
+        // In a process group of its own, so that an interrupt of the tests (which signals their
+        // group) cannot stop it before it has stopped wrangler.
+        let reaper = Command::new("sh")
+            .args(["-c", REAPER, "sh", &child.id().to_string()])
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("run sh");
         let output = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -160,7 +180,7 @@ impl WranglerDev {
                 }
             });
         }
-        let mut dev = WranglerDev { child, port, inspector_port, dir, output };
+        let mut dev = WranglerDev { child, reaper, port, inspector_port, dir, output };
         dev.wait_ready()?;
         Ok(dev)
     }
@@ -251,6 +271,9 @@ impl WranglerDev {
 
 impl Drop for WranglerDev {
     fn drop(&mut self) {
+        // Done here, at once, rather than by the reaper (which would wait a second to clean up).
+        let _ = self.reaper.kill();
+        let _ = self.reaper.wait();
         // The whole process group: wrangler and the workerd it started.
         let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
@@ -296,6 +319,42 @@ pub async fn contract_check(route: &str, check: &str) -> (u16, String, String) {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    /// The reaper stops a whole process group and removes the directory once its input closes,
+    /// as it does when the test process ends, and not before.
+    #[test]
+    fn the_reaper_stops_the_group_and_removes_the_directory_when_its_input_closes() {
+        let dir = std::env::temp_dir().join(format!("crypt-reaper-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let mut group = Command::new("sh").args(["-c", "sleep 60 & sleep 60"]).process_group(0).spawn().unwrap();
+        let pgid = group.id().to_string();
+        // The group's live members (a killed leader stays a zombie until it is waited for).
+        let alive = || {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+                .filter(|stat| {
+                    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+                    fields.get(2) == Some(&pgid.as_str()) && fields.first() != Some(&"Z")
+                })
+                .count()
+        };
+        let mut reaper = Command::new("sh")
+            .args(["-c", REAPER, "sh", &pgid])
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(alive() >= 2 && dir.exists(), "the reaper acted before its input closed");
+        drop(reaper.stdin.take());
+        assert!(reaper.wait().unwrap().success());
+        assert_eq!((alive(), dir.exists()), (0, false), "the group or the directory outlived the reaper");
+        let _ = group.wait();
+    }
 
     /// The port must be held by the process that holds the inspector's port too, and it must
     /// be one of wrangler's: wrangler's own loopback servers (another process of its group, or
