@@ -107,18 +107,8 @@ pub fn worker_kv(profile: Profile) -> BoxFuture<'static, Target> {
 /// get one of their own.
 fn worker(env: HashMap<String, String>, base: bool, exact_once: bool) -> BoxFuture<'static, Target> {
     Box::pin(async move {
-        let wrangler =
-            tokio::task::spawn_blocking(
-                move || {
-                    if base {
-                        shared_worker(env)
-                    } else {
-                        Arc::new(WranglerDev::start(&env))
-                    }
-                },
-            )
-            .await
-            .expect("wrangler dev starts");
+        let start = move || if base { shared_worker(env) } else { Arc::new(WranglerDev::start(&env)) };
+        let wrangler = tokio::task::spawn_blocking(start).await.expect("wrangler dev starts");
         Target {
             base: wrangler.url(),
             caps: Caps {
