@@ -45,7 +45,10 @@ struct Created {
 
 /// Drives `addr` with `connections` connections for `warmup` (not counted) then `duration`.
 /// With `clients`, every request says it comes from one of that many addresses, drawn at
-/// random (`X-Forwarded-For`, which crypt believes from a trusted proxy on loopback).
+/// random (`X-Forwarded-For`, which crypt believes from a trusted proxy on loopback), afresh
+/// for every run: a run that replayed the last one's sequence would meet, on a Redis kept
+/// across runs, every client again with its log from the run before (what the Redis rows
+/// measured before 2026-11-30: see the README's Performance section).
 pub async fn run(
     addr: SocketAddr,
     connections: usize,
@@ -59,10 +62,11 @@ pub async fn run(
     let expected_read = Bytes::from(serde_json::json!({ "message": message }).to_string());
     let start = Instant::now() + warmup;
     let end = start + duration;
+    let run_seed: u64 = rand::random();
     let tasks: Vec<_> = (0..connections)
         .map(|i| {
             let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
-            let clients = clients.map(|n| Clients::new(n, i as u64));
+            let clients = clients.map(|n| Clients::new(n, run_seed ^ i as u64));
             tokio::spawn(async move { connection(addr, create_body, expected_read, start, end, clients).await })
         })
         .collect();
@@ -87,7 +91,10 @@ struct Clients {
 
 impl Clients {
     fn new(n: u32, seed: u64) -> Self {
-        Self { n: n.clamp(1, 1 << 24), state: 0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9) }
+        Self {
+            n: n.clamp(1, 1 << 24),
+            state: 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_add(1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        }
     }
 
     fn next(&mut self) -> http::HeaderValue {
