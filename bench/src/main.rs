@@ -145,6 +145,12 @@ fn serve(which: &str, shape: &str, redis_url: Option<String>) {
                 ];
                 match shape {
                     "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
+                    // As shipped but with limiting off: the default's price without the limiter
+                    // (scripts/bench-cpu-split).
+                    "no-limit" => {
+                        vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned()));
+                        vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned()));
+                    }
                     // The default limit; the load generator's X-Forwarded-For is believed.
                     _ => vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned())),
                 }
@@ -210,6 +216,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `serve crypt|baseline off|default|no-limit [REDIS_URL]`: one server, `READY ADDR` when it
+    // listens (what the harness starts for each run, and the scripts drive by hand).
     if args.first().map(String::as_str) == Some("serve") {
         return serve(&args[1], &args[2], args.get(3).cloned());
     }
@@ -232,6 +240,13 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("limiter-memory") {
         println!("{}", limiter_memory(1_000_000));
+        return;
+    }
+    if args.first().map(String::as_str) == Some("limiter-speed") {
+        // limiter-speed [CLIENTS] [HITS PER THREAD]: the memory limiter alone, two threads.
+        let clients = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+        let hits = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2_000_000);
+        println!("{}", limiter_speed(clients, hits));
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -534,6 +549,58 @@ fn own_rss() -> u64 {
 
 /// What the memory limiter holds for `n` distinct clients with one request each in the window
 /// (the server's default limit), measured as this process's resident memory.
+/// Nanoseconds per hit of the memory limiter, two threads hitting it at once, each hit from
+/// one of `clients` addresses drawn at random (the key written as the server writes it), the
+/// clock moving a millisecond every thousand hits. The first half of the hits warms the map up;
+/// the second half is timed. Wall-clock time, so it counts what the instruction counts of
+/// `scripts/bench-instructions` do not: the cache and TLB misses of a map of a million clients.
+fn limiter_speed(clients: u32, hits: u64) -> String {
+    use std::io::Write as _;
+    let limit = crypt_domain::RateLimit::of(60, 60).expect("the default limit");
+    let limiter = std::sync::Arc::new(crypt_memory::MemoryLimiter::default());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (limiter, barrier) = (limiter.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                let mut timed = Duration::ZERO;
+                let mut allowed = 0u64;
+                for round in 0..2 {
+                    barrier.wait();
+                    let started = std::time::Instant::now();
+                    for i in 0..hits / 2 {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let ip = u32::try_from(seed % u64::from(clients)).unwrap_or(0).wrapping_add(0x0a00_0000);
+                        let mut key = [0u8; 16];
+                        let mut w = &mut key[..];
+                        let _ = write!(w, "{}", std::net::Ipv4Addr::from(ip));
+                        let len = 16 - w.len();
+                        let client = std::str::from_utf8(&key[..len]).unwrap_or("");
+                        let now = 1_000_000 + (round * hits / 2 + i) / 1000;
+                        if limiter.hit_now(client, now, limit) == crypt_domain::RateDecision::Allowed {
+                            allowed += 1;
+                        }
+                    }
+                    if round == 1 {
+                        timed = started.elapsed();
+                    }
+                }
+                (timed, allowed)
+            })
+        })
+        .collect();
+    let results: Vec<(Duration, u64)> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    let ns = results.iter().map(|(d, _)| d.as_nanos() as f64).sum::<f64>() / (hits as f64);
+    format!(
+        "{clients} clients, 2 threads: {ns:.0} ns per hit ({} clients held, {} hits allowed)",
+        limiter.clients(),
+        results.iter().map(|r| r.1).sum::<u64>()
+    )
+}
+
 fn limiter_memory(n: u32) -> String {
     let limit = crypt_domain::RateLimit::of(60, 60).expect("the default limit");
     let limiter = crypt_memory::MemoryLimiter::default();

@@ -23,10 +23,12 @@ use std::sync::{Mutex, MutexGuard};
 pub struct MemoryLimiter {
     /// One lock per shard, held only while one client's log is updated (or its expired hits
     /// are swept).
-    shards: Box<[Mutex<Shard>]>,
-    /// Clients with a log, across shards.
-    clients: AtomicUsize,
-    /// The most clients tracked at once.
+    shards: Box<[Padded]>,
+    /// Clients with a log, across shards: kept only when the limiter is bounded. An atomic
+    /// that both server threads change for every new client moves its cache line from core to
+    /// core each time; unbounded, each shard's own count is enough.
+    tracked: AtomicUsize,
+    /// The most clients tracked at once (`usize::MAX`: unbounded).
     max_clients: usize,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -34,6 +36,12 @@ pub struct MemoryLimiter {
 /// More shards than the store: a shard's map grows by doubling, which moves every entry while
 /// its lock is held, so smaller maps keep that pause short when many new clients arrive.
 const SHARDS: usize = 256;
+
+/// A shard on a cache line of its own: both server threads take shard locks all the time, and
+/// two shards on one line would make each thread's lock evict the other thread's.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(Mutex<Shard>);
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -75,8 +83,8 @@ impl MemoryLimiter {
     /// A limiter that tracks at most `max_clients` clients at once.
     pub fn bounded(max_clients: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            clients: AtomicUsize::new(0),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            tracked: AtomicUsize::new(0),
             max_clients,
             hasher: std::collections::hash_map::RandomState::new(),
         }
@@ -88,7 +96,7 @@ impl MemoryLimiter {
     pub fn sweep(&self, now: UnixMillis, limit: RateLimit) -> usize {
         let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut shard = lock(shard);
+            let mut shard = lock(&shard.0);
             let Shard { logs, hits } = &mut *shard;
             while let Some(&(at, client)) = hits.front() {
                 if at.saturating_add(limit.window_ms()) > now {
@@ -104,27 +112,33 @@ impl MemoryLimiter {
                 hits.shrink_to(hits.len() * 2);
             }
         }
-        self.clients.fetch_sub(dropped, Ordering::Relaxed);
+        if self.is_bounded() {
+            self.tracked.fetch_sub(dropped, Ordering::Relaxed);
+        }
         dropped
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.max_clients != usize::MAX
     }
 
     /// Clients with a log.
     pub fn clients(&self) -> usize {
-        self.clients.load(Ordering::Relaxed)
+        self.shards.iter().map(|shard| lock(&shard.0).logs.len()).sum()
     }
 
     /// The decision without the async wrapper, for callers with no executor at hand.
     pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let key = self.hasher.hash_one(client);
-        let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS]);
+        let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS].0);
         let decision = match shard.logs.get_mut(&key) {
             Some(log) => log.hit(now, limit),
             // Past the cap: let it through uncounted (see the type's docs).
-            None if self.clients.load(Ordering::Relaxed) >= self.max_clients => return RateDecision::Allowed,
-            None => {
-                self.clients.fetch_add(1, Ordering::Relaxed);
-                shard.logs.entry(key).or_default().hit(now, limit)
+            None if self.is_bounded() && self.tracked.fetch_add(1, Ordering::Relaxed) >= self.max_clients => {
+                self.tracked.fetch_sub(1, Ordering::Relaxed);
+                return RateDecision::Allowed;
             }
+            None => shard.logs.entry(key).or_default().hit(now, limit),
         };
         if decision == RateDecision::Allowed {
             shard.hits.push_back((now, key));
@@ -178,5 +192,27 @@ mod tests {
         assert_eq!(l.clients(), 0);
         l.hit_now("late", 10_000, limit);
         assert!(matches!(l.hit_now("late", 10_001, limit), RateDecision::Limited { .. }));
+    }
+
+    #[test]
+    fn many_threads_at_once_never_take_a_bounded_limiter_past_its_cap() {
+        let l = std::sync::Arc::new(MemoryLimiter::bounded(100));
+        let limit = RateLimit::of(1, 10).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        l.hit_now(&format!("client-{t}-{i}"), 0, limit);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(l.clients(), 100);
+        assert_eq!(l.sweep(10_000, limit), 100);
+        assert_eq!(l.clients(), 0);
     }
 }
