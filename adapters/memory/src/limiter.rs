@@ -1,3 +1,4 @@
+use crate::CachePadded;
 use async_trait::async_trait;
 use crypt_domain::{RateDecision, RateLimit, RateLimiter, StoreError, UnixMillis, WindowLog};
 use std::collections::{HashMap, VecDeque};
@@ -23,7 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 pub struct MemoryLimiter {
     /// One lock per shard, held only while one client's log is updated (or its expired hits
     /// are swept).
-    shards: Box<[Padded]>,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     /// Clients with a log, across shards: kept only when the limiter is bounded. An atomic
     /// that both server threads change for every new client moves its cache line from core to
     /// core each time; unbounded, each shard's own count is enough.
@@ -36,12 +37,6 @@ pub struct MemoryLimiter {
 /// More shards than the store: a shard's map grows by doubling, which moves every entry while
 /// its lock is held, so smaller maps keep that pause short when many new clients arrive.
 const SHARDS: usize = 256;
-
-/// A shard on a cache line of its own: both server threads take shard locks all the time, and
-/// two shards on one line would make each thread's lock evict the other thread's.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Padded(Mutex<Shard>);
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -83,7 +78,7 @@ impl MemoryLimiter {
     /// A limiter that tracks at most `max_clients` clients at once.
     pub fn bounded(max_clients: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            shards: (0..SHARDS).map(|_| CachePadded::default()).collect(),
             tracked: AtomicUsize::new(0),
             max_clients,
             hasher: std::collections::hash_map::RandomState::new(),
@@ -96,7 +91,7 @@ impl MemoryLimiter {
     pub fn sweep(&self, now: UnixMillis, limit: RateLimit) -> usize {
         let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut shard = lock(&shard.0);
+            let mut shard = lock(shard);
             let Shard { logs, hits } = &mut *shard;
             while let Some(&(at, client)) = hits.front() {
                 if at.saturating_add(limit.window_ms()) > now {
@@ -124,13 +119,13 @@ impl MemoryLimiter {
 
     /// Clients with a log.
     pub fn clients(&self) -> usize {
-        self.shards.iter().map(|shard| lock(&shard.0).logs.len()).sum()
+        self.shards.iter().map(|shard| lock(shard).logs.len()).sum()
     }
 
     /// The decision without the async wrapper, for callers with no executor at hand.
     pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let key = self.hasher.hash_one(client);
-        let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS].0);
+        let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS]);
         let decision = match shard.logs.get_mut(&key) {
             Some(log) => log.hit(now, limit),
             // Past the cap: let it through uncounted (see the type's docs).
