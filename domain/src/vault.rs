@@ -136,7 +136,12 @@ impl Vault {
         let Some(limit) = self.policy.rate_limit() else {
             return Ok(());
         };
-        match self.limiter.hit(client().as_ref(), self.clock.now(), limit).await {
+        let (client, now) = (client(), self.clock.now());
+        let decision = match self.limiter.hit_at_once(client.as_ref(), now, limit) {
+            Some(decision) => decision,
+            None => self.limiter.hit(client.as_ref(), now, limit).await,
+        };
+        match decision {
             Ok(RateDecision::Allowed) => Ok(()),
             Ok(RateDecision::Limited { retry_after_ms }) => Err(limited(retry_after_ms, limit)),
             Err(e) => Err(AdmitError::Store(e)),
@@ -218,7 +223,10 @@ impl Vault {
                         Err(e) => Err(e),
                     }
                 }
-                None => self.store.insert_new(&id, stored, ttl).await,
+                None => match self.store.insert_new_at_once(&id, stored, ttl) {
+                    Some(inserted) => inserted,
+                    None => self.store.insert_new(&id, stored, ttl).await,
+                },
             };
             match inserted {
                 Ok(Inserted::Stored) => return Ok(Ok(Created { id, expires_at: stored.expires_at })),
@@ -240,7 +248,11 @@ impl Vault {
     /// message (which this call also removes); [`OpenError::Store`] when the store fails.
     pub async fn open(&self, raw_id: &str) -> Result<Message, OpenError> {
         let id = MessageId::parse(raw_id).ok_or(OpenError::NotFound)?;
-        let stored = self.store.take(&id).await.map_err(OpenError::Store)?;
+        let taken = match self.store.take_at_once(&id) {
+            Some(taken) => taken,
+            None => self.store.take(&id).await,
+        };
+        let stored = taken.map_err(OpenError::Store)?;
         self.unexpired(stored)
     }
 
@@ -443,6 +455,77 @@ mod tests {
         assert_eq!(block_on(on.admit(|| "c")), Ok(()));
         assert_eq!(block_on(on.admit(|| "c")), Err(AdmitError::RateLimited { retry_after_secs: 9 }));
         assert_eq!(block_on(on.admit(|| "other")), Ok(()));
+    }
+
+    /// A store and a limiter that answer only at once (the test kit's, whose futures are
+    /// ready when made): awaiting either is a bug in the vault.
+    struct AtOnce {
+        store: MapStore,
+        limiter: LogLimiter,
+    }
+
+    use futures::FutureExt as _;
+
+    #[async_trait::async_trait]
+    impl MessageStore for AtOnce {
+        async fn insert_new(&self, _: &MessageId, _: &StoredMessage, _: Ttl) -> Result<Inserted, StoreError> {
+            unreachable!("the vault awaited a store that answers at once")
+        }
+        async fn take(&self, _: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+            unreachable!("the vault awaited a store that answers at once")
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn insert_new_at_once(
+            &self,
+            id: &MessageId,
+            message: &StoredMessage,
+            ttl: Ttl,
+        ) -> Option<Result<Inserted, StoreError>> {
+            self.store.insert_new(id, message, ttl).now_or_never()
+        }
+        fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
+            self.store.take(id).now_or_never()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RateLimiter for AtOnce {
+        async fn hit(&self, _: &str, _: UnixMillis, _: RateLimit) -> Result<RateDecision, StoreError> {
+            unreachable!("the vault awaited a limiter that answers at once")
+        }
+        fn hit_at_once(
+            &self,
+            client: &str,
+            now: UnixMillis,
+            limit: RateLimit,
+        ) -> Option<Result<RateDecision, StoreError>> {
+            self.limiter.hit(client, now, limit).now_or_never()
+        }
+    }
+
+    #[test]
+    fn a_store_and_a_limiter_that_answer_at_once_are_never_awaited() {
+        let both = Arc::new(AtOnce { store: MapStore::default(), limiter: LogLimiter::default() });
+        let policy =
+            Policy::new(Limits { rate_limit_max: 2, rate_limit_window_secs: 10, ..Limits::default() }).unwrap();
+        let vault = Vault::new(
+            both.clone(),
+            both.clone(),
+            Arc::new(ManualClock::new(1_000_000)),
+            Arc::new(FixedIds::new(&["aaaaa", "aaaaa", "bbbbb"])),
+            policy,
+        );
+        let first = block_on(vault.create(draft("one", None))).unwrap();
+        // The second draw is taken: retried at once too.
+        let second = block_on(vault.create(draft("two", None))).unwrap();
+        assert_eq!((first.id.as_str(), second.id.as_str()), ("aaaaa", "bbbbb"));
+        assert_eq!(block_on(vault.open("aaaaa")).unwrap().as_str(), "one");
+        assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
+        assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
+        assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
+        assert_eq!(block_on(vault.admit(|| "c")), Err(AdmitError::RateLimited { retry_after_secs: 10 }));
     }
 
     /// A vault whose store, limiter and counting store are one [`Joined`] backend, limited to

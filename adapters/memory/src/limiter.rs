@@ -148,6 +148,10 @@ impl RateLimiter for MemoryLimiter {
     async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
         Ok(self.hit_now(client, now, limit))
     }
+
+    fn hit_at_once(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Option<Result<RateDecision, StoreError>> {
+        Some(Ok(self.hit_now(client, now, limit)))
+    }
 }
 
 #[cfg(test)]

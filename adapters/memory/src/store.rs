@@ -106,10 +106,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-impl MessageStore for MemoryStore {
-    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, _ttl: Ttl) -> Result<Inserted, StoreError> {
+impl MemoryStore {
+    fn insert_now(&self, id: &MessageId, message: &StoredMessage) -> Result<Inserted, StoreError> {
         let bytes = cost(id, message);
         self.reserve(bytes)?;
         let now = self.clock.now();
@@ -129,16 +127,43 @@ impl MessageStore for MemoryStore {
         }
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+    fn take_now(&self, id: &MessageId) -> Option<StoredMessage> {
         let taken = self.shard(id).remove(id);
         if let Some(m) = &taken {
             self.release(cost(id, m));
         }
-        Ok(taken)
+        taken
+    }
+}
+
+/// Every answer is ready at once, so the `*_at_once` methods give it and the vault never
+/// awaits this store; the `async` methods give the same answers for callers that do.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl MessageStore for MemoryStore {
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, _ttl: Ttl) -> Result<Inserted, StoreError> {
+        self.insert_now(id, message)
+    }
+
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.take_now(id))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn insert_new_at_once(
+        &self,
+        id: &MessageId,
+        message: &StoredMessage,
+        _ttl: Ttl,
+    ) -> Option<Result<Inserted, StoreError>> {
+        Some(self.insert_now(id, message))
+    }
+
+    fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
+        Some(Ok(self.take_now(id)))
     }
 }
 

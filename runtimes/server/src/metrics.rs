@@ -308,27 +308,21 @@ pub(crate) struct MeteredStore {
     pub(crate) store: &'static str,
 }
 
-#[async_trait]
-impl MessageStore for MeteredStore {
-    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
-        let started = Started::now();
-        let result = self.inner.insert_new(id, message, ttl).await;
+impl MeteredStore {
+    fn inserted(&self, started: Started, result: &Result<Inserted, StoreError>) {
         self.metrics.op(self.store, "insert", started);
-        match &result {
+        match result {
             Ok(Inserted::Stored) => {
                 self.metrics.created.inc();
             }
             Ok(Inserted::Taken) => {}
             Err(e) => self.metrics.store_error(e),
         }
-        result
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        let started = Started::now();
-        let result = self.inner.take(id).await;
+    fn taken(&self, started: Started, result: &Result<Option<StoredMessage>, StoreError>) {
         self.metrics.op(self.store, "take", started);
-        match &result {
+        match result {
             // The vault decides expiry with the same clock: an expired message is not served.
             Ok(Some(m)) if m.is_expired(self.clock.now()) => {
                 self.metrics.expired.inc();
@@ -339,6 +333,22 @@ impl MessageStore for MeteredStore {
             Ok(None) => {}
             Err(e) => self.metrics.store_error(e),
         }
+    }
+}
+
+#[async_trait]
+impl MessageStore for MeteredStore {
+    async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
+        let started = Started::now();
+        let result = self.inner.insert_new(id, message, ttl).await;
+        self.inserted(started, &result);
+        result
+    }
+
+    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let started = Started::now();
+        let result = self.inner.take(id).await;
+        self.taken(started, &result);
         result
     }
 
@@ -351,6 +361,26 @@ impl MessageStore for MeteredStore {
         }
         result
     }
+
+    // The inner store's answer at once, counted the same way; `None` when it has none.
+    fn insert_new_at_once(
+        &self,
+        id: &MessageId,
+        message: &StoredMessage,
+        ttl: Ttl,
+    ) -> Option<Result<Inserted, StoreError>> {
+        let started = Started::now();
+        let result = self.inner.insert_new_at_once(id, message, ttl)?;
+        self.inserted(started, &result);
+        Some(result)
+    }
+
+    fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
+        let started = Started::now();
+        let result = self.inner.take_at_once(id)?;
+        self.taken(started, &result);
+        Some(result)
+    }
 }
 
 /// A [`RateLimiter`] that counts the requests it refuses.
@@ -360,20 +390,33 @@ pub(crate) struct MeteredLimiter {
     pub(crate) store: &'static str,
 }
 
-#[async_trait]
-impl RateLimiter for MeteredLimiter {
-    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
-        let started = Started::now();
-        let result = self.inner.hit(client, now, limit).await;
+impl MeteredLimiter {
+    fn decided(&self, started: Started, result: &Result<RateDecision, StoreError>) {
         self.metrics.op(self.store, "rate_limit", started);
-        match &result {
+        match result {
             Ok(RateDecision::Limited { .. }) => {
                 self.metrics.rate_limited.inc();
             }
             Ok(RateDecision::Allowed) => {}
             Err(e) => self.metrics.store_error(e),
         }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MeteredLimiter {
+    async fn hit(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Result<RateDecision, StoreError> {
+        let started = Started::now();
+        let result = self.inner.hit(client, now, limit).await;
+        self.decided(started, &result);
         result
+    }
+
+    fn hit_at_once(&self, client: &str, now: UnixMillis, limit: RateLimit) -> Option<Result<RateDecision, StoreError>> {
+        let started = Started::now();
+        let result = self.inner.hit_at_once(client, now, limit)?;
+        self.decided(started, &result);
+        Some(result)
     }
 }
 
