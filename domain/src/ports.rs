@@ -78,8 +78,9 @@ pub trait MessageStore: MaybeSendSync {
     ///
     /// A store behind `Arc<dyn MessageStore>` answers `async` methods with a boxed future: an
     /// allocation, a free and a poll for an answer that was ready at once (with a decorator
-    /// such as the server's metrics, twice). Measured on the server's request path: about
-    /// 1,500 instructions a create+read pair (`scripts/bench-instructions`).
+    /// such as the server's metrics, twice). Measured on the server's request path, memory
+    /// store: about 650 instructions a create+read pair for its two calls, and 900 for the
+    /// limiter's two (`scripts/bench-instructions`).
     fn insert_new_at_once(
         &self,
         _id: &MessageId,

@@ -117,7 +117,8 @@ impl MemoryLimiter {
         self.max_clients != usize::MAX
     }
 
-    /// Clients with a log.
+    /// Clients with a log. Takes each shard's lock in turn: for reports and tests, not for the
+    /// request path.
     pub fn clients(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).logs.len()).sum()
     }
