@@ -128,3 +128,31 @@ async fn a_metrics_address_that_cannot_be_bound_names_the_setting() {
     assert!(err.to_string().contains("CRYPT_METRICS_LISTEN"), "{err}");
     assert!(err.to_string().contains(&at), "{err}");
 }
+
+/// A full memory store answers at once (no future): its refusal is still counted, as an error
+/// of kind `full`, and no message is counted as created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_memory_store_is_counted_as_a_store_error() {
+    let crypt = start(&[("CRYPT_MEMORY_CAPACITY_BYTES", "8192")]).await;
+    let addr = crypt.addr().to_string();
+    let (stored, text) = tokio::task::spawn_blocking(move || {
+        let body = format!(r#"{{"message":"{}"}}"#, "k".repeat(1500));
+        let mut stored = 0;
+        loop {
+            match post(&addr, &body).0 {
+                200 => stored += 1,
+                507 => break,
+                other => panic!("unexpected status {other}"),
+            }
+            assert!(stored < 100, "the capacity is never reached");
+        }
+        (stored, get(&addr, "/metrics").1)
+    })
+    .await
+    .unwrap();
+    assert!(stored > 0);
+    assert_eq!(sample(&text, r#"crypt_store_errors_total{kind="full"}"#), 1.0, "{text}");
+    assert_eq!(sample(&text, "crypt_messages_created_total"), f64::from(stored), "{text}");
+    assert_eq!(sample(&text, r#"crypt_http_requests_total{route="create",status="507"}"#), 1.0, "{text}");
+    crypt.shutdown().await;
+}
