@@ -4,6 +4,7 @@
 //! settings name) and exits 0 when it answers 200: the container image has no shell or curl.
 
 use crypt_server::{spawn, Config};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -51,7 +52,10 @@ fn init_logs() -> Result<(), String> {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: under systemd, a container runtime or a log
+    // shipper, escape codes would land in every line. `NO_COLOR` turns them off there too.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match std::env::var("CRYPT_LOG_FORMAT").as_deref().map(str::trim) {
         Err(_) | Ok("" | "text") => logs.init(),
         Ok("json") => logs.json().flatten_event(true).init(),

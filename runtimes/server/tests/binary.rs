@@ -58,6 +58,21 @@ fn port_zero_logs_the_bound_address_and_serves() {
 }
 
 #[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    // As under systemd or a container runtime: stderr is not a terminal and NO_COLOR is unset.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crypt-server"));
+    cmd.env_clear().env("CRYPT_LOG", "info").env("CRYPT_LISTEN", "127.0.0.1:0").current_dir(std::env::temp_dir());
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn crypt-server");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening on http://"), "{line}");
+    assert!(!line.contains('\u{1b}'), "an escape code in a piped log line: {line:?}");
+}
+
+#[test]
 fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
     let out = server().env("CRYPT_ID_LENGTH", "4").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
