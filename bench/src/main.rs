@@ -6,6 +6,8 @@
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
 //! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
 //! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
+//! CRYPT_BENCH_BINARY=target/x86_64-unknown-linux-musl/release/crypt-server \
+//!   cargo run --release -p crypt-bench -- --headline  # crypt as that binary (the image's build)
 //! ```
 //!
 //! Every measurement starts a fresh server process (crypt, or the baseline in `baseline.rs`)
@@ -81,6 +83,11 @@ struct Server {
 
 impl Server {
     fn start(which: Impl, redis_url: Option<&str>, shape: Shape) -> Self {
+        if which == Impl::Crypt {
+            if let Some(binary) = std::env::var_os("CRYPT_BENCH_BINARY") {
+                return Self::start_binary(binary.as_ref(), redis_url, shape.arg());
+            }
+        }
         let mut cmd = Command::new(std::env::current_exe().expect("own path"));
         cmd.args(["serve", which.name(), shape.arg()]);
         if let Some(url) = redis_url {
@@ -90,6 +97,34 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("READY line");
         let addr = line.trim().strip_prefix("READY ").expect("READY <addr>").parse().expect("addr");
+        Server { child, addr }
+    }
+
+    /// A `crypt-server` binary (`CRYPT_BENCH_BINARY`: the static build the container image
+    /// ships, say) in place of crypt inside this process, with the same settings. It logs its
+    /// address; the rest of its log is drained so that it never blocks on a full pipe.
+    fn start_binary(binary: &std::path::Path, redis_url: Option<&str>, shape: &str) -> Self {
+        let mut child = Command::new(binary)
+            .env_clear()
+            .envs(crypt_vars(shape, redis_url.map(str::to_owned)))
+            .env("CRYPT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("CRYPT_BENCH_BINARY {}: {e}", binary.display()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if stderr.read_line(&mut line).expect("the server's log") == 0 {
+                panic!("CRYPT_BENCH_BINARY {} exited before it listened", binary.display());
+            }
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || ".:".contains(*c)).collect();
+                break addr.parse().expect("the logged address");
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         Server { child, addr }
     }
 
@@ -133,34 +168,41 @@ impl Drop for Server {
     }
 }
 
+/// crypt's settings for a run of `shape` (`off`, `default` or `no-limit`), on Redis at
+/// `redis_url` or in memory.
+fn crypt_vars(shape: &str, redis_url: Option<String>) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
+        ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string()),
+    ];
+    match shape {
+        "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
+        // As shipped but with limiting off: the default's price without the limiter
+        // (scripts/bench-cpu-split).
+        "no-limit" => {
+            vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned()));
+            vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned()));
+        }
+        // The default limit; the load generator's X-Forwarded-For is believed.
+        _ => vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned())),
+    }
+    if let Some(url) = redis_url {
+        vars.extend([
+            ("CRYPT_STORE", "redis".to_owned()),
+            ("CRYPT_REDIS_URL", url),
+            ("CRYPT_REDIS_PREFIX", "bench:".to_owned()),
+        ]);
+    }
+    vars
+}
+
 /// The child process: serve until killed, after printing `READY <addr>`.
 fn serve(which: &str, shape: &str, redis_url: Option<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         match which {
             "crypt" => {
-                let mut vars = vec![
-                    ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
-                    ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string()),
-                ];
-                match shape {
-                    "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
-                    // As shipped but with limiting off: the default's price without the limiter
-                    // (scripts/bench-cpu-split).
-                    "no-limit" => {
-                        vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned()));
-                        vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned()));
-                    }
-                    // The default limit; the load generator's X-Forwarded-For is believed.
-                    _ => vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned())),
-                }
-                if let Some(url) = redis_url {
-                    vars.extend([
-                        ("CRYPT_STORE", "redis".to_owned()),
-                        ("CRYPT_REDIS_URL", url),
-                        ("CRYPT_REDIS_PREFIX", "bench:".to_owned()),
-                    ]);
-                }
+                let vars = crypt_vars(shape, redis_url);
                 let settings = crypt_server::Config::from_vars(vars).expect("valid bench settings");
                 let running = crypt_server::spawn(settings).await.expect("crypt starts");
                 println!("READY {}", running.addr());
@@ -334,6 +376,9 @@ Machine: {cores} cores; load generator on the same machine.
          N addresses drawn at random (`X-Forwarded-For` through a trusted proxy).\n",
         plan.headline_runs
     );
+    if let Some(binary) = std::env::var_os("CRYPT_BENCH_BINARY") {
+        let _ = writeln!(report, "crypt is the binary `{}` (`CRYPT_BENCH_BINARY`).\n", binary.to_string_lossy());
+    }
     let _ = writeln!(
         report,
         "| store | crypt configuration | crypt pairs/s | baseline pairs/s | ratio | crypt p99 ms | baseline p99 ms | p99 ratio | \
