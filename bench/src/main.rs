@@ -5,6 +5,7 @@
 //! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
 //! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
+//! cargo run --release -p crypt-bench -- --headline --runs 21        # medians of 21 alternating runs
 //! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
 //! CRYPT_BENCH_BINARY=target/x86_64-unknown-linux-musl/release/crypt-server \
 //!   cargo run --release -p crypt-bench -- --headline  # crypt as that binary (the image's build)
@@ -120,7 +121,8 @@ impl Server {
                 panic!("CRYPT_BENCH_BINARY {} exited before it listened", binary.display());
             }
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || ".:".contains(*c)).collect();
+                let addr: String =
+                    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || ".:".contains(*c)).collect();
                 break addr.parse().expect("the logged address");
             }
         };
@@ -171,10 +173,8 @@ impl Drop for Server {
 /// crypt's settings for a run of `shape` (`off`, `default` or `no-limit`), on Redis at
 /// `redis_url` or in memory.
 fn crypt_vars(shape: &str, redis_url: Option<String>) -> Vec<(&'static str, String)> {
-    let mut vars = vec![
-        ("CRYPT_LISTEN", "127.0.0.1:0".to_owned()),
-        ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string()),
-    ];
+    let mut vars =
+        vec![("CRYPT_LISTEN", "127.0.0.1:0".to_owned()), ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string())];
     match shape {
         "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
         // As shipped but with limiting off: the default's price without the limiter
@@ -341,7 +341,14 @@ Machine: {cores} cores; load generator on the same machine.
     let plan = if quick {
         Plan { quick, duration: Duration::from_millis(800), warmup: Duration::from_millis(200), headline_runs: 1 }
     } else {
-        Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: 7 }
+        // `--runs N`: more alternating runs in the headline, for a median that moves less.
+        let runs = args
+            .iter()
+            .position(|a| a == "--runs")
+            .and_then(|i| args.get(i + 1))
+            .map(|n| n.parse().expect("--runs N: a number of runs"))
+            .unwrap_or(7);
+        Plan { quick, duration: Duration::from_secs(3), warmup: Duration::from_millis(500), headline_runs: runs }
     };
     let clients: u32 = args
         .iter()
@@ -411,11 +418,14 @@ Machine: {cores} cores; load generator on the same machine.
                         c_rss.push(rss);
                     }
                     eprintln!(
-                        "headline {store} [{}] {} run {run}: {:.0} pairs/s, p99 {:.2} ms, {} errors",
+                        "headline {store} [{}] {} run {run}: {:.0} pairs/s, p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} ms, {} errors",
                         shape.label(),
                         which.name(),
                         o.pairs_per_sec(),
+                        o.quantile_ms(0.5),
+                        o.quantile_ms(0.9),
                         o.quantile_ms(0.99),
+                        o.quantile_ms(0.999),
                         o.errors
                     );
                     let (rate, p99, cpus) = if which == Impl::Crypt {
