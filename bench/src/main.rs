@@ -6,6 +6,8 @@
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
 //! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
 //! cargo run --release -p crypt-bench -- --headline --runs 21        # medians of 21 alternating runs
+//! cargo run --release -p crypt-bench -- --headline --store redis --redis-own-core  # Redis on a core of its own
+//! cargo run --release -p crypt-bench -- --headline --store memory --server-own-core # the server on a core of its own
 //! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
 //! CRYPT_BENCH_BINARY=target/x86_64-unknown-linux-musl/release/crypt-server \
 //!   cargo run --release -p crypt-bench -- --headline  # crypt as that binary (the image's build)
@@ -76,6 +78,19 @@ impl Shape {
     }
 }
 
+/// The core each server under test is pinned to (`--server-own-core`).
+static SERVER_CORE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Pins every thread of process `pid` to `cpus` (a `taskset` CPU list).
+fn pin(pid: u32, cpus: String) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin process {pid} to CPUs {cpus}");
+}
+
 /// A server process under test, killed when dropped.
 struct Server {
     child: Child,
@@ -98,7 +113,9 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("READY line");
         let addr = line.trim().strip_prefix("READY ").expect("READY <addr>").parse().expect("addr");
-        Server { child, addr }
+        let server = Server { child, addr };
+        server.pin();
+        server
     }
 
     /// A `crypt-server` binary (`CRYPT_BENCH_BINARY`: the static build the container image
@@ -127,7 +144,16 @@ impl Server {
             }
         };
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Server { child, addr }
+        let server = Server { child, addr };
+        server.pin();
+        server
+    }
+
+    /// With `--server-own-core` (`SERVER_CORE` set), the server on the last core, alone.
+    fn pin(&self) {
+        if let Some(cpu) = SERVER_CORE.get() {
+            pin(self.child.id(), cpu.to_string());
+        }
     }
 
     /// Peak resident memory (VmHWM) in MiB.
@@ -361,6 +387,27 @@ Machine: {cores} cores; load generator on the same machine.
     let redis_url = redis.url();
     let cluster = RedisCluster::start();
     let cluster_urls = cluster.urls();
+    // `--redis-own-core`: Redis (and the Cluster's nodes) on the last core, this process (the
+    // load generator) and every server it starts on the others, as Redis runs in a deployment:
+    // on a host or a core of its own, its work not taken from crypt's. Without it everything
+    // shares every core, and Redis's time per pair comes straight off the pairs/s.
+    // `--server-own-core`: likewise the server under test on the last core and the load
+    // generator (this process) on the others, as clients come from other machines.
+    let redis_own_core = args.iter().any(|a| a == "--redis-own-core");
+    let server_own_core = args.iter().any(|a| a == "--server-own-core");
+    if redis_own_core || server_own_core {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        assert!(cores >= 2, "--redis-own-core and --server-own-core need at least 2 cores");
+        assert!(!(redis_own_core && server_own_core), "--redis-own-core and --server-own-core: one at a time");
+        if redis_own_core {
+            for pid in redis.pid().into_iter().chain(cluster.pids()) {
+                pin(pid, (cores - 1).to_string());
+            }
+        } else {
+            let _ = SERVER_CORE.set(cores - 1);
+        }
+        pin(std::process::id(), if cores == 2 { "0".to_owned() } else { format!("0-{}", cores - 2) });
+    }
     let stores: [(&'static str, Option<&str>); 2] = [("memory", None), ("redis", Some(redis_url.as_str()))];
     let mut report = String::new();
     let mut errors = 0;
@@ -383,6 +430,20 @@ Machine: {cores} cores; load generator on the same machine.
          N addresses drawn at random (`X-Forwarded-For` through a trusted proxy).\n",
         plan.headline_runs
     );
+    if redis_own_core {
+        let _ = writeln!(
+            report,
+            "Redis (and the Cluster's nodes) ran on a core of its own (`--redis-own-core`); the servers and the load \
+             generator shared the rest.\n"
+        );
+    }
+    if server_own_core {
+        let _ = writeln!(
+            report,
+            "Each server under test ran on a core of its own (`--server-own-core`); the load generator (and Redis) \
+             shared the rest.\n"
+        );
+    }
     if let Some(binary) = std::env::var_os("CRYPT_BENCH_BINARY") {
         let _ = writeln!(report, "crypt is the binary `{}` (`CRYPT_BENCH_BINARY`).\n", binary.to_string_lossy());
     }

@@ -146,6 +146,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The redis-server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|(_, pid)| *pid)
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -267,6 +272,11 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the cluster never reached cluster_state:ok");
+    }
+
+    /// The nodes' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(RedisServer::pid).collect()
     }
 
     /// Every node's URL, comma-separated: the form `CRYPT_REDIS_URL` takes for a cluster.
