@@ -399,14 +399,15 @@ Machine: {cores} cores; load generator on the same machine.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         assert!(cores >= 2, "--redis-own-core and --server-own-core need at least 2 cores");
         assert!(!(redis_own_core && server_own_core), "--redis-own-core and --server-own-core: one at a time");
-        if redis_own_core {
-            for pid in redis.pid().into_iter().chain(cluster.pids()) {
-                pin(pid, (cores - 1).to_string());
-            }
-        } else {
+        let rest = if cores == 2 { "0".to_owned() } else { format!("0-{}", cores - 2) };
+        let redis_cores = if redis_own_core { (cores - 1).to_string() } else { rest.clone() };
+        for pid in redis.pid().into_iter().chain(cluster.pids()) {
+            pin(pid, redis_cores.clone());
+        }
+        if server_own_core {
             let _ = SERVER_CORE.set(cores - 1);
         }
-        pin(std::process::id(), if cores == 2 { "0".to_owned() } else { format!("0-{}", cores - 2) });
+        pin(std::process::id(), rest);
     }
     let stores: [(&'static str, Option<&str>); 2] = [("memory", None), ("redis", Some(redis_url.as_str()))];
     let mut report = String::new();
