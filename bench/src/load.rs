@@ -82,26 +82,71 @@ pub async fn run(
     total
 }
 
-/// Addresses `10.a.b.c` for client numbers below `n` (up to 2^24), drawn by a xorshift
-/// generator: cheap enough not to load the load generator.
-struct Clients {
-    n: u32,
-    state: u64,
+/// Sends exactly `clients` requests (`clients / 2` pairs, `clients` even), each from an address
+/// no other request used (`10.a.b.c`, split between `connections` connections), as fast as the
+/// server answers: what a server holds for that many distinct clients within one window.
+pub async fn distinct(addr: SocketAddr, connections: usize, size: usize, clients: u32) -> Outcome {
+    let message = "x".repeat(size);
+    let create_body = Bytes::from(serde_json::json!({ "message": message }).to_string());
+    let expected_read = create_body.clone();
+    // Whole pairs, shared out as evenly as they go.
+    let (pairs, conns) = (clients.min(1 << 24) / 2, connections as u32);
+    let share = |i: u32| 2 * (i * (pairs / conns) + i.min(pairs % conns));
+    let started = Instant::now();
+    let far = started + Duration::from_secs(24 * 3600);
+    let tasks: Vec<_> = (0..conns)
+        .map(|i| {
+            let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
+            let clients = Clients::Sequence { next: share(i), end: share(i + 1) };
+            tokio::spawn(async move { connection(addr, create_body, expected_read, started, far, Some(clients)).await })
+        })
+        .collect();
+    let mut total = Outcome::default();
+    for t in tasks {
+        let o = t.await.expect("load task");
+        total.pairs += o.pairs;
+        total.errors += o.errors;
+        total.latencies_us.extend(o.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    total.latencies_us.sort_unstable();
+    total
+}
+
+/// Where each request says it comes from: addresses `10.a.b.c` for client numbers below 2^24.
+enum Clients {
+    /// Numbers below `n`, drawn by a xorshift generator: cheap enough not to load the load
+    /// generator.
+    Random { n: u32, state: u64 },
+    /// Each number from `next` up to `end` once; the connection stops when they run out.
+    Sequence { next: u32, end: u32 },
 }
 
 impl Clients {
     fn new(n: u32, seed: u64) -> Self {
-        Self {
+        Clients::Random {
             n: n.clamp(1, 1 << 24),
             state: 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_add(1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         }
     }
 
+    fn exhausted(&self) -> bool {
+        matches!(self, Clients::Sequence { next, end } if next >= end)
+    }
+
     fn next(&mut self) -> http::HeaderValue {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        let i = (self.state % u64::from(self.n)) as u32;
+        let i = match self {
+            Clients::Random { n, state } => {
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                (*state % u64::from(*n)) as u32
+            }
+            Clients::Sequence { next, .. } => {
+                *next += 1;
+                *next - 1
+            }
+        };
         let text = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
         http::HeaderValue::from_str(&text).expect("an address is a header value")
     }
@@ -141,7 +186,7 @@ async fn connection(
     };
     loop {
         let t0 = Instant::now();
-        if t0 >= end {
+        if t0 >= end || clients.as_ref().is_some_and(Clients::exhausted) {
             break;
         }
         let counted = t0 >= start;

@@ -8,6 +8,7 @@
 //! cargo run --release -p crypt-bench -- --headline --runs 21        # medians of 21 alternating runs
 //! cargo run --release -p crypt-bench -- --headline --store redis --redis-own-core  # Redis on a core of its own
 //! cargo run --release -p crypt-bench -- --headline --store memory --server-own-core # the server on a core of its own
+//! cargo run --release -p crypt-bench -- server-memory 1000000  # RSS after a million distinct clients
 //! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
 //! CRYPT_BENCH_BINARY=target/x86_64-unknown-linux-musl/release/crypt-server \
 //!   cargo run --release -p crypt-bench -- --headline  # crypt as that binary (the image's build)
@@ -310,6 +311,18 @@ fn main() {
         println!("{}", limiter_memory(1_000_000));
         return;
     }
+    if args.first().map(String::as_str) == Some("server-memory") {
+        // server-memory [CLIENTS]: crypt-server as shipped (memory store) and the baseline after a
+        // request from each of CLIENTS distinct addresses, all within one window.
+        let clients = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let (report, errors) = server_memory(&rt, clients);
+        println!("{report}");
+        if errors > 0 {
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("limiter-speed") {
         // limiter-speed [CLIENTS] [HITS PER THREAD]: the memory limiter alone, two threads.
         let clients = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
@@ -584,6 +597,12 @@ Machine: {cores} cores; load generator on the same machine.
         let _ = writeln!(report, "\n## Memory limiter: 1,000,000 distinct clients in one window\n");
         let _ = writeln!(report, "{}", String::from_utf8_lossy(&out.stdout).trim());
 
+        // 3c. The whole server with as many distinct clients in its window.
+        let _ = writeln!(report, "\n## Server memory: 1,000,000 distinct clients in one window (memory store)\n");
+        let (text, server_errors) = server_memory(&rt, 1_000_000);
+        errors += server_errors;
+        let _ = writeln!(report, "{text}");
+
         // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
         let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
         let _ = writeln!(report, "| backend | processes | pairs/s | p99 ms |");
@@ -716,6 +735,51 @@ fn limiter_speed(clients: u32, hits: u64) -> String {
         limiter.clients(),
         results.iter().map(|r| r.1).sum::<u64>()
     )
+}
+
+/// The resident memory of crypt as shipped (memory store, the default limit, metrics on) and of
+/// the baseline, each a fresh process, before and after `clients` requests from as many
+/// distinct addresses (half creates, half reads of what was created, so the store ends empty),
+/// all within the default 60-second window: what a server holds for that many clients. Returns
+/// a markdown table and a sentence, and the errors seen.
+fn server_memory(rt: &tokio::runtime::Runtime, clients: u32) -> (String, u64) {
+    let mut out = String::new();
+    let mut errors = 0;
+    let _ = writeln!(
+        out,
+        "| server | distinct clients | pairs | errors | seconds | RSS at start MiB | RSS after MiB | peak RSS MiB |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut after = [0.0; 2];
+    let mut slow = false;
+    for (i, which) in [Impl::Crypt, Impl::Baseline].into_iter().enumerate() {
+        let server = Server::start(which, None, Shape::Deployed { clients });
+        let start = server.rss_mib();
+        let o = rt.block_on(load::distinct(server.addr, 32, 100, clients));
+        after[i] = server.rss_mib();
+        errors += o.errors;
+        slow |= which == Impl::Crypt && o.elapsed > Duration::from_secs(55);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {start:.1} | {:.1} | {:.1} |",
+            which.name(),
+            o.pairs * 2,
+            o.pairs,
+            o.errors,
+            o.elapsed.as_secs_f64(),
+            after[i],
+            server.peak_rss_mib()
+        );
+    }
+    let per = (after[0] - after[1]) * f64::from(1u32 << 20) / f64::from(clients & !1);
+    let _ = writeln!(
+        out,
+        "\ncrypt holds {:.1} MiB more than the baseline after the same load: **{per:.0} bytes per client address** \
+         in its window (the limiter's log of each, and the allocator's keep).{}",
+        after[0] - after[1],
+        if slow { " The load took longer than the window: some logs may have been swept before the end." } else { "" }
+    );
+    (out, errors)
 }
 
 fn limiter_memory(n: u32) -> String {

@@ -29,3 +29,19 @@ fn quick() {
 fn worker_quick() {
     run_bench(&["--worker", "--quick"]);
 }
+
+/// `server-memory`: every address is used exactly once, so N distinct clients make N requests
+/// (N/2 pairs), all answered.
+#[test]
+fn server_memory_sends_one_request_per_distinct_client() {
+    let out = Command::new(env!("CARGO_BIN_EXE_crypt-bench"))
+        .args(["server-memory", "4000"])
+        .output()
+        .expect("the benchmark harness starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "crypt-bench server-memory failed: {text}");
+    for server in ["crypt", "baseline"] {
+        assert!(text.contains(&format!("| {server} | 4000 | 2000 | 0 |")), "{server}'s row: {text}");
+    }
+    assert!(text.contains("bytes per client address"), "{text}");
+}
