@@ -304,7 +304,15 @@ fn main() {
             Duration::from_secs(num(4)),
             args.get(5).and_then(|n| n.parse().ok()),
         ));
-        println!("pairs {} errors {}", o.pairs, o.errors);
+        println!(
+            "pairs {} errors {} p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} ms",
+            o.pairs,
+            o.errors,
+            o.quantile_ms(0.5),
+            o.quantile_ms(0.9),
+            o.quantile_ms(0.99),
+            o.quantile_ms(0.999)
+        );
         return;
     }
     if args.first().map(String::as_str) == Some("limiter-memory") {
