@@ -609,7 +609,7 @@ Machine: {cores} cores; load generator on the same machine.
         let _ = writeln!(report, "\n## Server memory: 1,000,000 distinct clients in one window (memory store)\n");
         let (text, server_errors) = server_memory(&rt, 1_000_000);
         errors += server_errors;
-        let _ = writeln!(report, "{text}");
+        let _ = write!(report, "{text}");
 
         // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
         let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
