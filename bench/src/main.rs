@@ -801,10 +801,12 @@ fn limiter_memory(n: u32) -> String {
     let after = own_rss();
     let per = after.saturating_sub(before) as f64 / f64::from(n);
     let swept = limiter.sweep(1_000_000 + 61_000 + u64::from(n) / 1000, limit);
+    let swept_rss = own_rss().saturating_sub(before);
     format!(
-        "{} clients: {:.0} MiB resident, **{per:.0} bytes per client** (a hash, its log of instants and its place in the \
-         sweep queue); a sweep a window later dropped {swept}.",
+        "{} clients: {:.0} MiB resident, **{per:.0} bytes per client** (a hash, its instant and its place in the \
+         sweep queue); a sweep a window later dropped {swept}, and {:.1} MiB stayed resident.",
         limiter.clients() + swept,
-        (after - before) as f64 / (1 << 20) as f64
+        (after - before) as f64 / (1 << 20) as f64,
+        swept_rss as f64 / (1 << 20) as f64
     )
 }

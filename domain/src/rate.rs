@@ -88,6 +88,21 @@ impl Hits {
 }
 
 impl WindowLog {
+    /// The log of one allowed request at `at`: how a store that keeps most clients in less
+    /// room (the memory limiter: one instant, not a whole log) hands one back to the rule.
+    pub fn one(at: UnixMillis) -> Self {
+        WindowLog { hits: Hits::Inline { len: 1, at: [at, 0] } }
+    }
+
+    /// The instant of its only request, when it holds exactly one.
+    pub fn only(&self) -> Option<UnixMillis> {
+        match self.hits {
+            Hits::Inline { len: 1, at } => Some(at[0]),
+            Hits::Queue(ref q) if q.len() == 1 => q.front().copied(),
+            _ => None,
+        }
+    }
+
     /// Counts a request at `now` against `limit`.
     pub fn hit(&mut self, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let window = limit.window_ms();
@@ -159,6 +174,24 @@ mod tests {
         log.hit(0, LIMIT);
         assert!(!log.is_idle(9_999, LIMIT));
         assert!(log.is_idle(10_000, LIMIT));
+    }
+
+    #[test]
+    fn a_log_of_one_is_the_log_that_one_hit_leaves() {
+        let mut log = WindowLog::default();
+        assert_eq!(log.only(), None);
+        log.hit(7, LIMIT);
+        assert_eq!(log.only(), Some(7));
+        let mut one = WindowLog::one(7);
+        for t in [8, 9] {
+            assert_eq!(one.hit(t, LIMIT), log.hit(t, LIMIT));
+        }
+        assert_eq!(one.only(), None);
+        assert_eq!(one.hit(10, LIMIT), limited(9_997));
+        // The first two leave the window, which leaves room for two more.
+        assert_eq!(one.hit(10_008, LIMIT), RateDecision::Allowed);
+        assert_eq!(one.hit(10_008, LIMIT), RateDecision::Allowed);
+        assert_eq!(one.hit(10_008, LIMIT), limited(1));
     }
 
     /// The inline start and the queue it moves to agree with a plain list of instants, for

@@ -18,8 +18,11 @@ use std::sync::{Mutex, MutexGuard};
 ///
 /// A client is known by a 64-bit hash of its key, keyed at random per process (so no one can
 /// aim two keys at one slot): no string is stored, and two of a million clients share a log
-/// with odds of about 1 in 3 × 10^7. Each shard keeps its allowed hits in time order, so a
-/// sweep looks only at the hits that have left the window, never at every client.
+/// with odds of about 1 in 3 × 10^7. Most clients have one request in a window, so a client
+/// with one is kept as that instant alone (16 bytes in its map), and only a client with more
+/// gets a whole [`WindowLog`]; both go through the domain's rule, unchanged. Each shard keeps
+/// its allowed hits in time order, so a sweep looks only at the hits that have left the window,
+/// never at every client.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     /// One lock per shard, held only while one client's log is updated (or its expired hits
@@ -40,6 +43,9 @@ const SHARDS: usize = 256;
 
 #[derive(Debug, Default)]
 struct Shard {
+    /// Clients with one allowed request in the window, and its instant.
+    single: HashMap<u64, UnixMillis, BuildHasherDefault<AlreadyHashed>>,
+    /// Clients with more (or that had more, until a sweep finds them idle).
     logs: HashMap<u64, WindowLog, BuildHasherDefault<AlreadyHashed>>,
     /// `(instant, client)` of every allowed hit, oldest first.
     hits: VecDeque<(UnixMillis, u64)>,
@@ -92,19 +98,32 @@ impl MemoryLimiter {
         let mut dropped = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
-            let Shard { logs, hits } = &mut *shard;
+            let Shard { single, logs, hits } = &mut *shard;
             while let Some(&(at, client)) = hits.front() {
                 if at.saturating_add(limit.window_ms()) > now {
                     break;
                 }
                 hits.pop_front();
-                if logs.get(&client).is_some_and(|log| log.is_idle(now, limit)) {
+                if let Some(&only) = single.get(&client) {
+                    if WindowLog::one(only).is_idle(now, limit) {
+                        single.remove(&client);
+                        dropped += 1;
+                    }
+                } else if logs.get(&client).is_some_and(|log| log.is_idle(now, limit)) {
                     logs.remove(&client);
                     dropped += 1;
                 }
             }
+            // Memory follows the clients: what a burst of them grew is given back once they
+            // have gone (the maps do not shrink by themselves).
             if hits.capacity() > 64 && hits.len() < hits.capacity() / 4 {
                 hits.shrink_to(hits.len() * 2);
+            }
+            if single.capacity() > 64 && single.len() < single.capacity() / 4 {
+                single.shrink_to(single.len() * 2);
+            }
+            if logs.capacity() > 64 && logs.len() < logs.capacity() / 4 {
+                logs.shrink_to(logs.len() * 2);
             }
         }
         if self.is_bounded() {
@@ -120,24 +139,52 @@ impl MemoryLimiter {
     /// Clients with a log. Takes each shard's lock in turn: for reports and tests, not for the
     /// request path.
     pub fn clients(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).logs.len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
+                shard.single.len() + shard.logs.len()
+            })
+            .sum()
     }
 
     /// The decision without the async wrapper, for callers with no executor at hand.
     pub fn hit_now(&self, client: &str, now: UnixMillis, limit: RateLimit) -> RateDecision {
         let key = self.hasher.hash_one(client);
         let mut shard = lock(&self.shards[(key >> 56) as usize % SHARDS]);
-        let decision = match shard.logs.get_mut(&key) {
-            Some(log) => log.hit(now, limit),
-            // Past the cap: let it through uncounted (see the type's docs).
-            None if self.is_bounded() && self.tracked.fetch_add(1, Ordering::Relaxed) >= self.max_clients => {
-                self.tracked.fetch_sub(1, Ordering::Relaxed);
-                return RateDecision::Allowed;
+        let Shard { single, logs, hits } = &mut *shard;
+        let decision = if let Some(only) = single.get_mut(&key) {
+            let mut log = WindowLog::one(*only);
+            let decision = log.hit(now, limit);
+            match log.only() {
+                Some(at) => *only = at,
+                None => {
+                    single.remove(&key);
+                    logs.insert(key, log);
+                }
             }
-            None => shard.logs.entry(key).or_default().hit(now, limit),
+            decision
+        } else if let Some(log) = logs.get_mut(&key) {
+            log.hit(now, limit)
+        } else if self.is_bounded() && self.tracked.fetch_add(1, Ordering::Relaxed) >= self.max_clients {
+            // Past the cap: let it through uncounted (see the type's docs).
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
+            return RateDecision::Allowed;
+        } else {
+            let mut log = WindowLog::default();
+            let decision = log.hit(now, limit);
+            match log.only() {
+                Some(at) => {
+                    single.insert(key, at);
+                }
+                None => {
+                    logs.insert(key, log);
+                }
+            }
+            decision
         };
         if decision == RateDecision::Allowed {
-            shard.hits.push_back((now, key));
+            hits.push_back((now, key));
         }
         decision
     }
@@ -214,5 +261,32 @@ mod tests {
         assert_eq!(l.clients(), 100);
         assert_eq!(l.sweep(10_000, limit), 100);
         assert_eq!(l.clients(), 0);
+    }
+
+    /// Clients kept as one instant, moved to a whole log and swept, decide exactly as a plain
+    /// log per client would, on a pseudo-random stream over a few clients and budgets on both
+    /// sides of one; a sweep keeps exactly the clients with a request still in the window.
+    #[test]
+    fn agrees_with_a_plain_log_per_client() {
+        for max in 1..=4 {
+            let limit = RateLimit::of(max, 1).unwrap();
+            let l = MemoryLimiter::default();
+            let mut plain: HashMap<String, WindowLog> = HashMap::new();
+            let (mut now, mut seed) = (1_000u64, 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(max));
+            for step in 0..20_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                now += seed % 150;
+                let client = format!("c{}", (seed >> 32) % 7);
+                let expected = plain.entry(client.clone()).or_default().hit(now, limit);
+                assert_eq!(l.hit_now(&client, now, limit), expected, "max {max}, step {step}, {client} at {now}");
+                if step % 97 == 0 {
+                    l.sweep(now, limit);
+                    plain.retain(|_, log| !log.is_idle(now, limit));
+                    assert_eq!(l.clients(), plain.len(), "max {max}, step {step}");
+                }
+            }
+        }
     }
 }
