@@ -320,11 +320,16 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("server-memory") {
-        // server-memory [CLIENTS]: crypt-server as shipped (memory store) and the baseline after a
-        // request from each of CLIENTS distinct addresses, all within one window.
+        // server-memory [CLIENTS] [redis]: crypt-server as shipped (memory store) and the baseline
+        // after a request from each of CLIENTS distinct addresses, all within one window; with
+        // `redis`, on the Redis store, what Redis holds.
         let clients = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let (report, errors) = server_memory(&rt, clients);
+        let (report, errors) = if args.get(2).map(String::as_str) == Some("redis") {
+            redis_memory(&rt, clients)
+        } else {
+            server_memory(&rt, clients)
+        };
         println!("{report}");
         if errors > 0 {
             std::process::exit(1);
@@ -610,6 +615,10 @@ Machine: {cores} cores; load generator on the same machine.
         let (text, server_errors) = server_memory(&rt, 1_000_000);
         errors += server_errors;
         let _ = write!(report, "{text}");
+        let _ = writeln!(report, "\n## Redis memory: 1,000,000 distinct clients in one window (Redis store)\n");
+        let (text, redis_errors) = redis_memory(&rt, 1_000_000);
+        errors += redis_errors;
+        let _ = write!(report, "{text}");
 
         // 4. Scale: 1 vs 2 crypt processes on one Redis and on a 3-master Redis Cluster.
         let _ = writeln!(report, "\n## Scale: crypt processes on one backend (64 connections split evenly, 100 B)\n");
@@ -786,6 +795,55 @@ fn server_memory(rt: &tokio::runtime::Runtime, clients: u32) -> (String, u64) {
          in its window (the limiter's log of each, and the allocator's keep).{}",
         after[0] - after[1],
         if slow { " The load took longer than the window: some logs may have been swept before the end." } else { "" }
+    );
+    (out, errors)
+}
+
+/// What Redis holds (`used_memory`) for crypt as shipped on the Redis store and for the
+/// baseline, each with a fresh `redis-server`, after `clients` requests from as many distinct
+/// addresses within the default window: the messages are all read (and so gone), so what crypt
+/// leaves beyond the baseline is the limiter's log of each client.
+fn redis_memory(rt: &tokio::runtime::Runtime, clients: u32) -> (String, u64) {
+    let used = |redis: &RedisServer| -> f64 {
+        let info = redis.command_text(&["INFO", "memory"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let mut out = String::new();
+    let mut errors = 0;
+    let _ = writeln!(out, "| server | distinct clients | pairs | errors | seconds | Redis keys after | Redis used_memory at start MiB | after MiB |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut grew = [0.0; 2];
+    for (i, which) in [Impl::Crypt, Impl::Baseline].into_iter().enumerate() {
+        let redis = RedisServer::start();
+        let server = Server::start(which, Some(&redis.url()), Shape::Deployed { clients });
+        let start = used(&redis);
+        let o = rt.block_on(load::distinct(server.addr, 32, 100, clients));
+        let after = used(&redis);
+        grew[i] = after - start;
+        errors += o.errors;
+        let keys = redis.command(&["DBSIZE"]).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.1} |",
+            which.name(),
+            o.pairs * 2,
+            o.pairs,
+            o.errors,
+            o.elapsed.as_secs_f64(),
+            keys.trim().trim_start_matches(':'),
+            start / f64::from(1u32 << 20),
+            after / f64::from(1u32 << 20)
+        );
+    }
+    let per = (grew[0] - grew[1]) / f64::from(clients & !1);
+    let _ = writeln!(
+        out,
+        "\nRedis holds {:.1} MiB more for crypt than for the baseline after the same load: **{per:.0} bytes per client \
+         address** in its window (each client's log: a key that expires with the window).",
+        (grew[0] - grew[1]) / f64::from(1u32 << 20)
     );
     (out, errors)
 }

@@ -45,3 +45,26 @@ fn server_memory_sends_one_request_per_distinct_client() {
     }
     assert!(text.contains("bytes per client address"), "{text}");
 }
+
+/// `server-memory N redis`: on the Redis store every distinct client leaves exactly one key
+/// (its log) and every message is gone once read, so crypt leaves N keys and the baseline none.
+#[test]
+fn redis_memory_leaves_one_key_per_client() {
+    let out = Command::new(env!("CARGO_BIN_EXE_crypt-bench"))
+        .args(["server-memory", "4000", "redis"])
+        .output()
+        .expect("the benchmark harness starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "crypt-bench server-memory redis failed: {text}");
+    let row = |server: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {server} |")))
+            .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect::<Vec<_>>())
+    };
+    let (crypt, baseline) = (row("crypt").expect("crypt's row"), row("baseline").expect("the baseline's row"));
+    // server, clients, pairs, errors, seconds, keys after, ...
+    assert_eq!(&crypt[1..4], ["4000", "2000", "0"], "{text}");
+    assert_eq!(crypt[5], "4000", "one log key per client: {text}");
+    assert_eq!(&baseline[1..4], ["4000", "2000", "0"], "{text}");
+    assert_eq!(baseline[5], "0", "the baseline keeps nothing once every message is read: {text}");
+}
