@@ -9,6 +9,7 @@
 //! cargo run --release -p crypt-bench -- --headline --store redis --redis-own-core  # Redis on a core of its own
 //! cargo run --release -p crypt-bench -- --headline --store memory --server-own-core # the server on a core of its own
 //! cargo run --release -p crypt-bench -- server-memory 1000000  # RSS after a million distinct clients
+//! cargo run --release -p crypt-bench -- server-memory 1000000 redis  # what Redis holds for them
 //! cargo run --release -p crypt-bench -- --worker     # only the Worker: crypt against a JavaScript Worker
 //! CRYPT_BENCH_BINARY=target/x86_64-unknown-linux-musl/release/crypt-server \
 //!   cargo run --release -p crypt-bench -- --headline  # crypt as that binary (the image's build)
