@@ -9,6 +9,9 @@
 //! crypt-bench`, or even `cargo test --workspace --test smoke`, resolves features over fewer
 //! crates and first rebuilt about seventy of them (a minute on two cores).
 //! By hand: `cargo test -p crypt-bench --test smoke -- --ignored`.
+//!
+//! The `server-memory` tests below are not ignored: a few thousand requests each, they run in
+//! `./scripts/test` with everything else.
 
 use std::process::Command;
 
