@@ -48,7 +48,7 @@ struct Created {
 /// random (`X-Forwarded-For`, which crypt believes from a trusted proxy on loopback), afresh
 /// for every run: a run that replayed the last one's sequence would meet, on a Redis kept
 /// across runs, every client again with its log from the run before (what the Redis rows
-/// measured before 2026-11-30: see the README's Performance section).
+/// measured before 2026-11-30: see docs/PERFORMANCE.md).
 pub async fn run(
     addr: SocketAddr,
     connections: usize,

@@ -6,7 +6,7 @@ use worker::js_sys::Uint8Array;
 
 // Each store operation is one call into JavaScript and one promise, however many KV calls it
 // makes. (Through `worker::kv`, every call looks its method up, builds its options object
-// through serde and awaits its own promise; measured: see README.md, "Performance at the
+// through serde and awaits its own promise; measured: see docs/PERFORMANCE.md, "At the
 // edge".) No decision is made here: `insert` hands a held value back to Rust, which decides
 // whether it is live. `value` is a view of wasm memory, so it is copied before the first await.
 #[wasm_bindgen(inline_js = r#"

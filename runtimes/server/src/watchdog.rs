@@ -2,7 +2,7 @@
 //!
 //! hyper's own `header_read_timeout` allocates and registers a fresh timer for every request,
 //! which cost about 8 % of the server's instructions per create+read pair (measured with
-//! callgrind, see the README's performance section). The rule it enforces is simple, so we
+//! callgrind, see docs/PERFORMANCE.md). The rule it enforces is simple, so we
 //! enforce the same rule more cheaply: a connection that is not inside a request handler must,
 //! within the header timeout, either deliver a complete request head or take response bytes.
 //! Otherwise it is closed. That covers a client that dribbles its headers (slowloris), a

@@ -123,8 +123,8 @@ impl RateLimiter for EdgeLimiter {
 // The two crossings of a request, each done in one call: the request's method, URL and
 // headers come into wasm as one string, and the answer goes out as one string of headers and
 // the body. (Through `worker::Request`/`Response` every header is a crossing of its own, the URL
-// is parsed by the `url` crate and the `cf` object is converted; measured: see README.md,
-// "Performance at the edge".) Header names and values never hold a newline (`Headers`
+// is parsed by the `url` crate and the `cf` object is converted; measured: see
+// docs/PERFORMANCE.md, "At the edge".) Header names and values never hold a newline (`Headers`
 // refuses them), so a newline separates them.
 #[wasm_bindgen(inline_js = r#"
 export function crypt_head(req) {
