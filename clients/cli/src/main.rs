@@ -91,6 +91,8 @@ impl From<ServiceError> for Failure {
     fn from(e: ServiceError) -> Self {
         let code = match &e {
             ServiceError::Answered { status: 404, .. } => exit::NOT_FOUND,
+            // The service answered the read: the secret is gone, though it never arrived.
+            ServiceError::CutOff { read: true, .. } => exit::UNOPENABLE,
             _ => exit::SERVICE,
         };
         fail(code, e.to_string())

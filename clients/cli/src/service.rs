@@ -5,8 +5,13 @@ use std::time::Duration;
 /// What went wrong talking to the service. Its `Display` shows the service's own words.
 #[derive(Debug)]
 pub enum ServiceError {
-    /// No answer: the address is wrong, the service is down, or the network failed.
-    Unreachable(String),
+    /// No answer: the address is wrong, the service is down, or the network failed. The
+    /// service's base URL and why.
+    Unreachable { base: String, why: String },
+    /// The service began a successful answer and it was cut off: a read has probably
+    /// destroyed the secret without delivering it; a create may have stored one that no link
+    /// names (it expires unread).
+    CutOff { read: bool, why: String },
     /// The service answered with an error.
     Answered {
         /// The HTTP status.
@@ -23,7 +28,16 @@ pub enum ServiceError {
 impl std::fmt::Display for ServiceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServiceError::Unreachable(why) => write!(f, "cannot reach the service: {why}"),
+            ServiceError::Unreachable { base, why } => write!(f, "cannot reach the service at {base}: {why}"),
+            ServiceError::CutOff { read: true, why } => write!(
+                f,
+                "the service's answer was cut off ({why}): the secret is probably destroyed; ask the sender for a new one"
+            ),
+            ServiceError::CutOff { read: false, why } => write!(
+                f,
+                "the service's answer was cut off ({why}): no link was made; the secret may be stored \
+                 under an id nobody has, and expires unread. Send it again"
+            ),
             ServiceError::Answered { status: 404, error, .. } => write!(
                 f,
                 "no such secret: it was already read, it expired, or the link is wrong (the service answered 404: {error})"
@@ -92,7 +106,7 @@ impl Service {
             req = req.bearer_auth(token);
         }
         let resp = req.send();
-        let text = Self::answer(resp)?;
+        let text = self.answer(resp, false)?;
         serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
     }
 
@@ -105,16 +119,20 @@ impl Service {
         struct Read {
             message: String,
         }
-        let text = Self::answer(self.http.get(format!("{}/{id}", self.base)).send())?;
+        let text = self.answer(self.http.get(format!("{}/{id}", self.base)).send(), true)?;
         serde_json::from_str::<Read>(&text)
             .map(|r| r.message)
             .map_err(|_| ServiceError::Unexpected("the read answer has no message".into()))
     }
 
-    fn answer(resp: reqwest::Result<reqwest::blocking::Response>) -> Result<String, ServiceError> {
-        let resp = resp.map_err(|e| ServiceError::Unreachable(e.without_url().to_string()))?;
+    fn answer(&self, resp: reqwest::Result<reqwest::blocking::Response>, read: bool) -> Result<String, ServiceError> {
+        let resp = resp.map_err(|e| ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) })?;
         let status = resp.status().as_u16();
-        let text = resp.text().map_err(|e| ServiceError::Unreachable(e.without_url().to_string()))?;
+        let text = match resp.text() {
+            Ok(text) => text,
+            Err(e) if (200..300).contains(&status) => return Err(ServiceError::CutOff { read, why: cause(&e) }),
+            Err(e) => return Err(ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) }),
+        };
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -127,5 +145,30 @@ impl Service {
             Ok(e) => Err(ServiceError::Answered { status, error: e.error, detail: e.detail }),
             Err(_) => Err(ServiceError::Answered { status, error: format!("(not JSON) HTTP {status}"), detail: None }),
         }
+    }
+}
+
+/// Why a request failed, in a person's words: reqwest's own message says only "error sending
+/// request", and the reason (refused, no such host, a certificate, a timeout) is at the end of
+/// its chain of sources. Never the URL: a read's URL holds the secret's id.
+fn cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer within 30 seconds".into();
+    }
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let what = if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer could not be read"
+    } else {
+        "the request failed"
+    };
+    if std::ptr::addr_eq(innermost, e) {
+        what.to_owned()
+    } else {
+        format!("{what}: {innermost}")
     }
 }

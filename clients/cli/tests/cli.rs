@@ -264,7 +264,12 @@ fn bad_input_and_an_absent_service_are_said_plainly() {
     let sent = crypt(&["send", "--server", &c.url()], &fits);
     assert!(sent.status.success(), "the largest secret fits: {}", stderr(&sent));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    fails_with(&crypt(&["send", "--server", &format!("http://{closed}")], b"x"), 1, "cannot reach the service");
+    let down = crypt(&["send", "--server", &format!("http://{closed}")], b"x");
+    fails_with(
+        &down,
+        1,
+        &format!("cannot reach the service at http://{closed}: could not connect: Connection refused"),
+    );
     fails_with(&crypt(&["send", "--server", "ftp://nope"], b"x"), 2, "not a service URL");
 }
 
@@ -348,4 +353,39 @@ fn a_service_that_requires_a_create_token_gets_it_from_the_flag_or_the_environme
     child.stdin.take().unwrap().write_all(b"from the environment").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A server that answers every request `200` with a body shorter than it promised, then hangs
+/// up: what a dropped connection mid-answer looks like to the client.
+fn cut_off_server() -> String {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 65536];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"message\":\"ab",
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn an_answer_cut_off_is_said_for_what_it_means() {
+    let server = cut_off_server();
+    let key = Fragment { key: Key::generate(), passphrase: false }.encode();
+    // A read: the service answered, so the secret is gone; it never arrived (exit 3, as for
+    // a secret fetched that cannot be opened).
+    let read = crypt(&["open", &format!("{server}/s/abcde#{key}")], b"");
+    fails_with(&read, 3, "cut off");
+    assert!(stderr(&read).contains("the secret is probably destroyed"), "{}", stderr(&read));
+    assert!(read.stdout.is_empty(), "nothing half-read is printed");
+    // A create: no link, and the person is told to send again.
+    let sent = crypt(&["send", "--server", &server], b"x");
+    fails_with(&sent, 1, "no link was made");
+    assert!(sent.stdout.is_empty(), "no link is printed");
 }
