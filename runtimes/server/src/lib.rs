@@ -22,6 +22,7 @@ mod metrics;
 mod serve;
 mod settings;
 mod system;
+mod usage;
 mod watchdog;
 
 pub use crypt_http::{SettingError, Settings};
@@ -29,3 +30,4 @@ pub use crypt_redis::{RedisConfig, RedisTls};
 pub use serve::{spawn, Running, StartError};
 pub use settings::{Config, StoreKind};
 pub use system::{RandomIds, SystemClock};
+pub use usage::HELP;

@@ -2,6 +2,9 @@
 //!
 //! `crypt-server healthcheck` instead asks a running server's `/healthz` (on the address its
 //! settings name) and exits 0 when it answers 200: the container image has no shell or curl.
+//! `--help` and `--version` print and exit; any other argument is refused (exit 2), since the
+//! settings are environment variables and a stray argument is more likely a mistake than a wish
+//! to start a server on the defaults.
 
 use crypt_server::{spawn, Config};
 use std::io::IsTerminal;
@@ -10,8 +13,26 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return healthcheck();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {}
+        ["healthcheck"] => return healthcheck(),
+        ["-h" | "--help" | "help"] => {
+            print!("{}", crypt_server::HELP);
+            return ExitCode::SUCCESS;
+        }
+        ["-V" | "--version"] => {
+            println!("crypt-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!(
+                "crypt-server: unexpected argument '{}': settings are environment variables (CRYPT_LISTEN=..., \
+                 see crypt-server --help); the only command is healthcheck",
+                args.join(" ")
+            );
+            return ExitCode::from(2);
+        }
     }
     if let Err(why) = init_logs() {
         eprintln!("crypt-server: {why}");

@@ -214,3 +214,27 @@ fn a_metrics_address_that_cannot_be_bound_stops_start_up_naming_it() {
     assert!(line.contains("CRYPT_METRICS_LISTEN") && line.contains(&at), "{line}");
     assert_eq!(stderr.lines().filter(|l| l.contains("CRYPT_METRICS_LISTEN")).count(), 1, "{stderr}");
 }
+
+#[test]
+fn help_and_version_print_and_a_stray_argument_is_refused() {
+    let help = server().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        text.starts_with("crypt-server: ") && text.contains("CRYPT_LISTEN") && text.contains("healthcheck"),
+        "{text}"
+    );
+    assert!(help.stderr.is_empty(), "help starts no server: {}", String::from_utf8_lossy(&help.stderr));
+
+    let version = server().arg("-V").output().unwrap();
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("crypt-server {}\n", env!("CARGO_PKG_VERSION")));
+
+    for stray in [&["--port", "9000"][..], &["serve"], &["healthcheck", "now"]] {
+        let out = server().args(stray).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{stray:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("unexpected argument") && err.contains("crypt-server --help"), "{err}");
+    }
+}
