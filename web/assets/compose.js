@@ -31,17 +31,26 @@ async function create(event) {
     const key = generateKey();
     const envelope = await seal(plaintext, key, passphrase === "" ? null : passphrase);
     status.textContent = "Storing…";
-    const resp = await fetch(new URL(".", base), {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value) }),
-      cache: "no-store",
-    });
+    let resp;
+    try {
+      resp = await fetch(new URL(".", base), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value) }),
+        cache: "no-store",
+      });
+    } catch {
+      return fail("Could not reach the service (the network, or the service, is down). Try again.");
+    }
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) {
       const wait = resp.headers.get("Retry-After");
       const why = body.error || `HTTP ${resp.status}`;
       return fail(`The service refused: ${why}${wait ? ` (try again in ${wait} s)` : ""}.`);
+    }
+    if (typeof body.id !== "string" || !/^[A-Za-z0-9]+$/.test(body.id)) {
+      // Stored, perhaps, under an id that never arrived: nobody can read it, and it expires.
+      return fail("The service's answer was cut off on its way here, so no link was made. Try again.");
     }
     const link = new URL(`s/${body.id}`, base);
     link.hash = encodeFragment(key, passphrase !== "");

@@ -53,8 +53,13 @@ function setUp() {
 
 async function fetchEnvelope() {
   status.textContent = "Fetching…";
-  const resp = await fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
-  const body = await resp.json().catch(() => ({}));
+  let resp;
+  try {
+    resp = await fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
+  } catch {
+    throw new Error("Could not reach the service (the network, or the service, is down). Try again: if it then says the secret was already read, it was lost on the way.");
+  }
+  const body = await resp.json().catch(() => null);
   if (resp.status === 404) {
     throw new Error("This secret was already read, or it expired. It cannot be shown again.");
   }
@@ -62,10 +67,12 @@ async function fetchEnvelope() {
     const wait = resp.headers.get("Retry-After");
     throw new Error(`Too many requests from here${wait ? `; try again in ${wait} s` : ""}. The secret is still there.`);
   }
-  if (!resp.ok || typeof body.message !== "string") {
-    throw new Error(`The service could not answer (${body.error || `HTTP ${resp.status}`}); the secret is still there. Try again later.`);
+  if (resp.ok) {
+    if (body && typeof body.message === "string") return body.message;
+    // The service answered the read, so the secret is gone there; it never arrived here.
+    throw new Error("The service's answer was cut off on its way here. The secret is probably destroyed on the server and cannot be shown: ask the sender for a new one.");
   }
-  return body.message;
+  throw new Error(`The service could not answer (${(body && body.error) || `HTTP ${resp.status}`}); the secret is still there. Try again later.`);
 }
 
 async function reveal(event) {

@@ -7,10 +7,15 @@
 //   shots: "target/screenshots/NAME",       where to save screenshots (prefix)
 //   compose: [{ secret, passphrase? }],      written through the form, in one browser context
 //   visit: [link],                           loaded in a second context, nothing pressed
-//   open: [{ link, passphrases?: [..] }],    loaded in a second context, reveal pressed (once per
-//                                            passphrase given, in order, or once without)
+//   open: [{ link, passphrases?: [..],       loaded in a second context, reveal pressed (once per
+//            fault? }],                      passphrase given, in order, or once without); with
+//                                            fault "cut" the read reaches the service and its
+//                                            answer is cut short on the way back, with "refused"
+//                                            it never leaves the browser
+//   composeFaults: ["cut" | "refused"],      a create through the form with that fault
 // }
-// result = { composed: [link], opened: [{ link, text, error, plainWarning }] }
+// result = { composed: [link], opened: [{ link, text, error, plainWarning }],
+//            composeFaults: [{ fault, error, link }] }
 import { chromium } from "playwright-core";
 
 const plan = JSON.parse(await new Promise((resolve) => {
@@ -24,10 +29,27 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
-const result = { composed: [], opened: [], console: [] };
+const result = { composed: [], opened: [], composeFaults: [], console: [] };
 
-function watch(page) {
-  page.on("console", (m) => { if (m.type() === "error") result.console.push(m.text()); });
+// Breaks the API request whose path is `path` in `page`, as `fault` says.
+async function inject(page, path, method, fault) {
+  await page.route((url) => url.pathname === path, async (route) => {
+    if (route.request().method() !== method) return route.continue();
+    if (fault === "refused") return route.abort("connectionrefused");
+    const response = await route.fetch();
+    const body = await response.text();
+    return route.fulfill({ response, body: body.slice(0, Math.floor(body.length / 2)) });
+  });
+}
+
+// Records the page's errors. A page whose request is broken on purpose logs the failed load
+// itself (`allowFailedLoads`); an uncaught exception is recorded everywhere.
+function watch(page, allowFailedLoads = false) {
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (allowFailedLoads && m.text().startsWith("Failed to load resource")) return;
+    result.console.push(m.text());
+  });
   page.on("pageerror", (e) => result.console.push(String(e)));
 }
 
@@ -47,6 +69,24 @@ try {
     if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-link.png`, fullPage: true });
   }
 
+  // Creates whose answer never arrives whole: no link may be shown.
+  for (const fault of plan.composeFaults || []) {
+    const p = await sender.newPage();
+    watch(p, true);
+    await inject(p, new URL(plan.base + "/").pathname, "POST", fault);
+    await p.goto(plan.base + "/", { waitUntil: "load" });
+    await p.getByLabel("Secret", { exact: true }).fill(`a create whose answer is ${fault}`);
+    await p.getByRole("button", { name: "Encrypt and create link" }).click();
+    await p.locator("#error").waitFor({ state: "visible", timeout: 20000 });
+    await p.screenshot({ path: `${plan.shots}-compose-${fault}.png`, fullPage: true });
+    result.composeFaults.push({
+      fault,
+      error: await p.locator("#error").textContent(),
+      link: (await p.locator("#result").isVisible()) ? await p.locator("#link").inputValue() : null,
+    });
+    await p.close();
+  }
+
   // The recipient, in a browser context of their own (no shared storage).
   const recipient = await browser.newContext({ viewport: { width: 420, height: 860 }, isMobile: true });
   for (const link of plan.visit) {
@@ -57,7 +97,11 @@ try {
   }
   for (const [i, item] of plan.open.entries()) {
     const p = await recipient.newPage();
-    watch(p);
+    watch(p, Boolean(item.fault));
+    if (item.fault) {
+      const url = new URL(item.link);
+      await inject(p, url.pathname.replace("/s/", "/"), "GET", item.fault);
+    }
     await p.goto(item.link, { waitUntil: "networkidle" });
     if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-before.png`, fullPage: true });
     const tries = item.passphrases && item.passphrases.length ? item.passphrases : [null];
@@ -80,6 +124,7 @@ try {
       if (revealed) break;
     }
     if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-after.png`, fullPage: true });
+    if (item.fault) await p.screenshot({ path: `${plan.shots}-reveal-${item.fault}.png`, fullPage: true });
     result.opened.push(seen);
     await p.close();
   }

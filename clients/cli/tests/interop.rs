@@ -189,6 +189,13 @@ fn scenario(base: &str, label: &str) -> Used {
     ];
     open.extend(bad.iter().map(|(link, pp, _, _)| json!({ "link": link, "passphrases": pp })));
     open.push(json!({ "link": format!("{base}/s/{}#{frag}", s("stored as plain text by curl")) }));
+    // Reads that go wrong on the way: an answer cut short (the service has burned the secret)
+    // and a connection refused (the request never left the browser).
+    let cut_read = "read, and its answer cut off on the way back";
+    let refused_read = "never fetched: the connection was refused";
+    let (link_cut, link_refused) = (send(cut_read, None), send(refused_read, None));
+    open.push(json!({ "link": link_cut, "fault": "cut" }));
+    open.push(json!({ "link": link_refused, "fault": "refused" }));
     let plan = json!({
         "base": base,
         "shots": repo().join(format!("target/screenshots/{label}")).to_string_lossy(),
@@ -199,6 +206,7 @@ fn scenario(base: &str, label: &str) -> Used {
         ],
         "visit": [link_visit],
         "open": open,
+        "composeFaults": ["cut", "refused"],
     });
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
     let seen = browser(plan);
@@ -221,6 +229,29 @@ fn scenario(base: &str, label: &str) -> Used {
         (plain["text"].as_str(), plain["plainWarning"].as_bool()),
         (Some("stored as plain text by curl"), Some(true))
     );
+    let (cut, refused) = (&opened[3 + bad.len()], &opened[4 + bad.len()]);
+    assert_eq!(cut["text"], Value::Null, "{cut}");
+    assert!(cut["error"].as_str().unwrap_or_default().contains("cut off on its way here"), "{cut}");
+    assert!(cut["error"].as_str().unwrap_or_default().contains("probably destroyed"), "{cut}");
+    assert_eq!(
+        http("GET", &format!("{base}/{}", id_of(&link_cut)), &[], "").0,
+        404,
+        "the cut read reached the service"
+    );
+    assert_eq!(refused["text"], Value::Null, "{refused}");
+    assert!(refused["error"].as_str().unwrap_or_default().contains("Could not reach the service"), "{refused}");
+    assert_eq!(
+        http("GET", &format!("{base}/{}", id_of(&link_refused)), &[], "").0,
+        200,
+        "a refused read burned nothing"
+    );
+    // Creates whose answer never arrives whole show no link, only why.
+    let faults = seen["composeFaults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    for (fault, says) in faults.iter().zip(["cut off on its way here", "Could not reach the service"]) {
+        assert_eq!(fault["link"], Value::Null, "{fault}");
+        assert!(fault["error"].as_str().unwrap_or_default().contains(says), "{fault}");
+    }
 
     // The page's secrets open with the CLI.
     let composed: Vec<String> =
@@ -237,12 +268,24 @@ fn scenario(base: &str, label: &str) -> Used {
     assert_eq!(status, 200, "loading the share link burned it: {body}");
 
     let mut keys: Vec<String> =
-        [&link_cli_plain, &link_cli_locked, &link_visit, &link_never_read].iter().map(|l| key_of(l)).collect();
+        [&link_cli_plain, &link_cli_locked, &link_visit, &link_never_read, &link_cut, &link_refused]
+            .iter()
+            .map(|l| key_of(l))
+            .collect();
     keys.extend(composed.iter().map(|l| key_of(l)));
     Used {
-        plaintexts: [cli_plain, cli_locked, page_plain, page_locked, visit_only, never_read, page_never_read]
-            .map(str::to_owned)
-            .to_vec(),
+        plaintexts: [
+            cli_plain,
+            cli_locked,
+            page_plain,
+            page_locked,
+            visit_only,
+            never_read,
+            page_never_read,
+            "a create whose answer is cut",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         keys,
     }
 }
