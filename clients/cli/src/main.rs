@@ -181,30 +181,35 @@ fn send(
         }
         (false, None) => None,
     };
-    let mut secret = Zeroizing::new(Vec::new());
-    match &file {
-        Some(path) => {
-            *secret =
-                std::fs::read(path).map_err(|e| fail(exit::USAGE, format!("cannot read {}: {e}", path.display())))?
-        }
+    // Read at most one byte past what fits: a large file or an endless pipe is refused without
+    // being held in memory, and the buffer never grows (a grown buffer leaves copies of the
+    // secret behind in freed memory, which `Zeroizing` cannot wipe).
+    let max = crypt_envelope::max_plaintext(102_400);
+    let mut secret = Zeroizing::new(Vec::with_capacity(max + 1));
+    let read = match &file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut secret))
+            .map_err(|e| fail(exit::USAGE, format!("cannot read {}: {e}", path.display())))?,
         None => {
             if std::io::stdin().is_terminal() {
                 eprintln!("Type the secret, then Ctrl-D:");
             }
             std::io::stdin()
+                .take(max as u64 + 1)
                 .read_to_end(&mut secret)
-                .map_err(|e| fail(exit::USAGE, format!("cannot read stdin: {e}")))?;
+                .map_err(|e| fail(exit::USAGE, format!("cannot read stdin: {e}")))?
         }
-    }
-    if secret.is_empty() {
+    };
+    if read == 0 {
         return Err(fail(exit::USAGE, "nothing to send: the secret is empty"));
     }
-    let max = crypt_envelope::max_plaintext(102_400);
-    if secret.len() > max {
-        return Err(fail(
-            exit::USAGE,
-            format!("the secret is {} bytes; at most {max} fit once encrypted", secret.len()),
-        ));
+    if read > max {
+        let size = match &file {
+            Some(path) => std::fs::metadata(path).map(|m| format!("{} bytes", m.len())).unwrap_or_default(),
+            None => String::new(),
+        };
+        let size = if size.is_empty() { format!("more than {max} bytes") } else { size };
+        return Err(fail(exit::USAGE, format!("the secret is {size}; at most {max} fit once encrypted")));
     }
     let key = Key::generate();
     let envelope = crypt_envelope::seal(&secret, &key, passphrase.as_deref().map(String::as_str));

@@ -389,3 +389,36 @@ fn an_answer_cut_off_is_said_for_what_it_means() {
     fails_with(&sent, 1, "no link was made");
     assert!(sent.stdout.is_empty(), "no link is printed");
 }
+
+#[test]
+fn an_endless_input_is_refused_without_being_read_to_its_end() {
+    let mut child = Command::new("setsid")
+        .args([env!("CARGO_BIN_EXE_crypt"), "send", "--server", "http://127.0.0.1:9"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setsid and crypt run");
+    let mut input = child.stdin.take().unwrap();
+    // Up to a gigabyte: crypt stops reading one byte past what fits, so the pipe closes long
+    // before (a crypt that read everything would take it all, and say so in its size).
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        let mut written = 0usize;
+        while written < 1 << 30 && input.write_all(&chunk).is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    fails_with(&out, 2, "the secret is more than 76750 bytes");
+    assert!(written < 16 << 20, "crypt read {written} bytes of an input it had refused");
+}
+
+#[test]
+fn a_file_too_large_is_refused_with_its_size() {
+    let big = passphrase_file(&"b".repeat(200_000));
+    let out = crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.as_str()], b"");
+    fails_with(&out, 2, "the secret is 200000 bytes; at most 76750 fit");
+}
