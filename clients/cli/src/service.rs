@@ -1,5 +1,6 @@
 //! The crypt HTTP API, as this command uses it.
 
+use std::io::Read;
 use std::time::Duration;
 
 /// What went wrong talking to the service. Its `Display` shows the service's own words.
@@ -127,12 +128,24 @@ impl Service {
 
     fn answer(&self, resp: reqwest::Result<reqwest::blocking::Response>, read: bool) -> Result<String, ServiceError> {
         let resp = resp.map_err(|e| ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) })?;
+        let mut resp = resp;
         let status = resp.status().as_u16();
-        let text = match resp.text() {
-            Ok(text) => text,
-            Err(e) if (200..300).contains(&status) => return Err(ServiceError::CutOff { read, why: cause(&e) }),
-            Err(e) => return Err(ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) }),
-        };
+        // A link can name any server: read no more than an answer can hold, so a hostile one
+        // cannot make this command take all the memory there is.
+        let mut body = Vec::new();
+        if let Err(e) = std::io::Read::take(&mut resp, LARGEST_ANSWER + 1).read_to_end(&mut body) {
+            let why = format!("the answer could not be read: {}", innermost(&e));
+            return Err(if (200..300).contains(&status) {
+                ServiceError::CutOff { read, why }
+            } else {
+                ServiceError::Unreachable { base: self.base.clone(), why }
+            });
+        }
+        if body.len() as u64 > LARGEST_ANSWER {
+            return Err(ServiceError::Unexpected(format!("an answer of more than {} MiB", LARGEST_ANSWER >> 20)));
+        }
+        let text =
+            String::from_utf8(body).map_err(|_| ServiceError::Unexpected("an answer that is not UTF-8".into()))?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -148,16 +161,16 @@ impl Service {
     }
 }
 
+/// The most this command reads of an answer: far more than the largest message a service can
+/// be set to hold in its JSON.
+const LARGEST_ANSWER: u64 = 16 << 20;
+
 /// Why a request failed, in a person's words: reqwest's own message says only "error sending
 /// request", and the reason (refused, no such host, a certificate, a timeout) is at the end of
 /// its chain of sources. Never the URL: a read's URL holds the secret's id.
 fn cause(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "no answer within 30 seconds".into();
-    }
-    let mut innermost: &dyn std::error::Error = e;
-    while let Some(source) = innermost.source() {
-        innermost = source;
     }
     let what = if e.is_connect() {
         "could not connect"
@@ -166,9 +179,22 @@ fn cause(e: &reqwest::Error) -> String {
     } else {
         "the request failed"
     };
-    if std::ptr::addr_eq(innermost, e) {
+    if std::error::Error::source(e).is_none() {
         what.to_owned()
     } else {
-        format!("{what}: {innermost}")
+        format!("{what}: {}", innermost(e))
+    }
+}
+
+/// The last error in `e`'s chain of sources: the one that says what actually happened.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    // An `io::Error` that wraps another reports it through `get_ref`, not always `source`.
+    match last.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        Some(inner) if !std::ptr::addr_eq(inner, last) => innermost(inner),
+        _ => last.to_string(),
     }
 }

@@ -355,9 +355,8 @@ fn a_service_that_requires_a_create_token_gets_it_from_the_flag_or_the_environme
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// A server that answers every request `200` with a body shorter than it promised, then hangs
-/// up: what a dropped connection mid-answer looks like to the client.
-fn cut_off_server() -> String {
+/// A server that answers every request with `answer`, then hangs up.
+fn misbehaving_server(answer: fn(&mut std::net::TcpStream)) -> String {
     use std::io::Read;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -366,12 +365,37 @@ fn cut_off_server() -> String {
             let Ok(mut stream) = stream else { continue };
             let mut request = [0u8; 65536];
             let _ = stream.read(&mut request);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"message\":\"ab",
-            );
+            answer(&mut stream);
         }
     });
     format!("http://{addr}")
+}
+
+/// `200` with a body shorter than it promised: what a dropped connection mid-answer looks like
+/// to the client.
+fn cut_off_server() -> String {
+    misbehaving_server(|s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"message\":\"ab",
+        );
+    })
+}
+
+#[test]
+fn an_endless_answer_is_refused_without_being_held() {
+    // `200`, then bytes until the client hangs up (or a gigabyte).
+    let server = misbehaving_server(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"message\":\"");
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..1024 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let key = Fragment { key: Key::generate(), passphrase: false }.encode();
+    let out = crypt(&["open", &format!("{server}/s/abcde#{key}")], b"");
+    fails_with(&out, 1, "an answer of more than 16 MiB");
 }
 
 #[test]
