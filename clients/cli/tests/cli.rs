@@ -62,9 +62,10 @@ fn http(method: &str, url: &str, body: Option<&str>) -> String {
     out
 }
 
-/// Runs `crypt` with `args` and `stdin`, in a session of its own: no terminal to ask on.
-fn crypt(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new("setsid")
+/// Starts `crypt` with `args`, in a session of its own (no terminal to ask on), every stream
+/// piped.
+fn spawn_crypt(args: &[&str]) -> std::process::Child {
+    Command::new("setsid")
         .arg(env!("CARGO_BIN_EXE_crypt"))
         .args(args)
         .env_remove("CRYPT_SERVER")
@@ -72,7 +73,12 @@ fn crypt(args: &[&str], stdin: &[u8]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("setsid and crypt run");
+        .expect("setsid and crypt run")
+}
+
+/// Runs `crypt` with `args` and `stdin`, in a session of its own: no terminal to ask on.
+fn crypt(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn_crypt(args);
     // A run refused on its arguments exits without reading its input, so the write can find
     // the pipe closed (a race CI has lost): that is the run's answer, not the test's failure.
     if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
@@ -416,13 +422,7 @@ fn an_answer_cut_off_is_said_for_what_it_means() {
 
 #[test]
 fn an_endless_input_is_refused_without_being_read_to_its_end() {
-    let mut child = Command::new("setsid")
-        .args([env!("CARGO_BIN_EXE_crypt"), "send", "--server", "http://127.0.0.1:9"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("setsid and crypt run");
+    let mut child = spawn_crypt(&["send", "--server", "http://127.0.0.1:9"]);
     let mut input = child.stdin.take().unwrap();
     // Up to a gigabyte: crypt stops reading one byte past what fits, so the pipe closes long
     // before (a crypt that read everything would take it all, and say so in its size).
