@@ -204,11 +204,12 @@ fn send(
         return Err(fail(exit::USAGE, "nothing to send: the secret is empty"));
     }
     if read > max {
-        let size = match &file {
-            Some(path) => std::fs::metadata(path).map(|m| format!("{} bytes", m.len())).unwrap_or_default(),
-            None => String::new(),
-        };
-        let size = if size.is_empty() { format!("more than {max} bytes") } else { size };
+        // A regular file says how long it is; a pipe or a device does not.
+        let size = file
+            .as_ref()
+            .and_then(|path| std::fs::metadata(path).ok())
+            .filter(|m| m.is_file() && m.len() > max as u64)
+            .map_or_else(|| format!("more than {max} bytes"), |m| format!("{} bytes", m.len()));
         return Err(fail(exit::USAGE, format!("the secret is {size}; at most {max} fit once encrypted")));
     }
     let key = Key::generate();

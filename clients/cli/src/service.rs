@@ -127,13 +127,12 @@ impl Service {
     }
 
     fn answer(&self, resp: reqwest::Result<reqwest::blocking::Response>, read: bool) -> Result<String, ServiceError> {
-        let resp = resp.map_err(|e| ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) })?;
-        let mut resp = resp;
+        let mut resp = resp.map_err(|e| ServiceError::Unreachable { base: self.base.clone(), why: cause(&e) })?;
         let status = resp.status().as_u16();
         // A link can name any server: read no more than an answer can hold, so a hostile one
         // cannot make this command take all the memory there is.
         let mut body = Vec::new();
-        if let Err(e) = std::io::Read::take(&mut resp, LARGEST_ANSWER + 1).read_to_end(&mut body) {
+        if let Err(e) = (&mut resp).take(LARGEST_ANSWER + 1).read_to_end(&mut body) {
             let why = format!("the answer could not be read: {}", innermost(&e));
             return Err(if (200..300).contains(&status) {
                 ServiceError::CutOff { read, why }
