@@ -171,13 +171,9 @@ fn cause(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "no answer within 30 seconds".into();
     }
-    let what = if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the answer could not be read"
-    } else {
-        "the request failed"
-    };
+    // Only a request's failure comes here: an answer's body is read, and its failure said, in
+    // `answer`.
+    let what = if e.is_connect() { "could not connect" } else { "the request failed" };
     if std::error::Error::source(e).is_none() {
         what.to_owned()
     } else {
