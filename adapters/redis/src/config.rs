@@ -80,20 +80,47 @@ impl std::fmt::Debug for SentinelUrl {
 
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
+/// The query's `pass` (the `redis` crate's name for a Unix socket's password) and `password`
+/// values replaced by `***`.
+fn redact_query(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else { return url.to_owned() };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{path}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
 impl RedisConfig {
     /// The URL(s) with every password replaced by `***`, for logs and `Debug`:
-    /// `redis://:hunter2@host:6379` becomes `redis://:***@host:6379`.
+    /// `redis://:hunter2@host:6379` becomes `redis://:***@host:6379`, and a Unix socket's
+    /// `unix:///run/redis.sock?pass=hunter2` becomes `unix:///run/redis.sock?pass=***`.
     pub fn redacted_url(&self) -> String {
         let redact = |url: &str| -> String {
             let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
             // The authority ends at the first '/', '?' or '#'; credentials end at its last '@'.
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let Some(at) = rest[..end].rfind('@') else { return url.to_owned() };
-            match rest[..at].split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
-                // A lone user part is a user name, but some put a token there: hide it too.
-                None => format!("{scheme}://***@{}", &rest[at + 1..]),
-            }
+            let rest = match rest[..end].rfind('@') {
+                None => rest.to_owned(),
+                Some(at) => match rest[..at].split_once(':') {
+                    Some((user, _password)) => format!("{user}:***@{}", &rest[at + 1..]),
+                    // A lone user part is a user name, but some put a token there: hide it too.
+                    None => format!("***@{}", &rest[at + 1..]),
+                },
+            };
+            format!("{scheme}://{}", redact_query(&rest))
         };
         self.url.split(',').map(|u| redact(u.trim())).collect::<Vec<_>>().join(",")
     }
@@ -251,6 +278,11 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert_eq!(c.redacted_url(), "redis://:***@a:6379/0,rediss://bob:***@b:1,redis://c:2,redis://***@d:3");
+        let u = config("unix:///run/redis/redis.sock?db=2&pass=hunter2&user=crypt");
+        assert_eq!(u.redacted_url(), "unix:///run/redis/redis.sock?db=2&pass=***&user=crypt");
+        let u = config("redis+unix:///r.sock?password=hunter2#x");
+        assert_eq!(u.redacted_url(), "redis+unix:///r.sock?password=***#x");
+        assert_eq!(config("unix:///r.sock").redacted_url(), "unix:///r.sock");
         let s = config("redis+sentinel://:hunter2@a:26379,b:26379/mymaster");
         let shown = format!("{s:?} {:?}", s.topology().unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -346,11 +346,15 @@ impl RedisStore {
             take_counted: LuaScript::new(TAKE_COUNTED),
         };
         match store.check_version().await {
-            Ok(()) => tracing::info!(prefix = %store.prefix, "connected to Redis"),
+            Ok(()) => tracing::info!(url = %config.redacted_url(), prefix = %store.prefix, "connected to Redis"),
             Err(StoreError::Unavailable(cause)) if store.version.load(Ordering::Acquire) == VERSION_TOO_OLD => {
                 return Err(RedisError::TooOld { found: cause });
             }
-            Err(e) => tracing::warn!(error = %e, "Redis is not reachable yet; crypt reports not ready until it is"),
+            Err(e) => tracing::warn!(
+                url = %config.redacted_url(),
+                error = %e,
+                "Redis is not reachable yet; crypt reports not ready until it is"
+            ),
         }
         Ok(store)
     }

@@ -17,8 +17,8 @@ invalid value stops start-up with one line naming it (exit code 2). Defaults in 
 
   CRYPT_LISTEN                      address to bind; port 0 picks a free one [127.0.0.1:8787]
   CRYPT_STORE                       memory (lost on restart) or redis [memory]
-  CRYPT_REDIS_URL                   a node, several for Cluster, or redis+sentinel://
-                                    [redis://127.0.0.1:6379]
+  CRYPT_REDIS_URL                   a node, several for Cluster, redis+sentinel://, or
+                                    unix:///path/to/redis.sock [redis://127.0.0.1:6379]
   CRYPT_REDIS_PREFIX                before every Redis key [crypt:]
   CRYPT_REDIS_CA_FILE               rediss://: a PEM CA to trust [unset]
   CRYPT_REDIS_CLIENT_CERT_FILE      rediss://: a PEM client certificate [unset]

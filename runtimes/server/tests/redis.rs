@@ -252,3 +252,55 @@ async fn a_redis_that_stops_answering_gives_503_within_the_timeout_never_a_hang(
     // only its reply was lost"); the README says so.
     assert_eq!(read(&http, &crypt.base, &read_during).await.0, 404);
 }
+
+/// Redis next to crypt on a Unix socket, as Debian's and most distributions' packages offer it
+/// (`unixsocket /run/redis/redis-server.sock`), with a password (`?pass=`, the `redis` crate's
+/// way to give one for a socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_with_a_password_stores_burns_and_limits_and_never_logs_the_password() {
+    let socket = std::env::temp_dir().join(format!("crypt-redis-{}.sock", std::process::id()));
+    let socket = socket.to_str().expect("a UTF-8 path").to_owned();
+    let mut redis = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--unixsocket",
+        &socket,
+        "--unixsocketperm",
+        "700",
+        "--requirepass",
+        "socket-s3cret",
+    ]);
+    let limit = [("CRYPT_RATE_LIMIT_MAX", "4"), ("CRYPT_REDIS_TIMEOUT_MS", "400")];
+    let crypt = Crypt::start(&format!("unix://{socket}?pass=socket-s3cret"), &limit);
+    let http = client();
+    assert_eq!(status(&http, format!("{}/readyz", crypt.base)).await, 200);
+    // Four counted requests: a create, its read, a second read, a guess; the fifth is refused.
+    let (code, body) = create(&http, &crypt.base, "over the socket").await;
+    assert_eq!(code, 200, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(read(&http, &crypt.base, &id).await, (200, json!({"message": "over the socket"})));
+    assert_eq!(read(&http, &crypt.base, &id).await.0, 404);
+    assert_eq!(status(&http, format!("{}/zzzzz", crypt.base)).await, 404);
+    assert_eq!(status(&http, format!("{}/zzzzz", crypt.base)).await, 429, "the limit is kept in Redis");
+    let logs = crypt.log_text();
+    assert!(logs.contains(&format!("unix://{socket}?pass=***")), "the log names the socket: {logs}");
+    assert!(!logs.contains("socket-s3cret"), "the password leaked into the log: {logs}");
+
+    // A wrong password: not ready, 503, and the log says why without the password tried.
+    let wrong = Crypt::start(&format!("unix://{socket}?pass=not-the-one"), &limit);
+    assert_eq!(status(&http, format!("{}/readyz", wrong.base)).await, 503);
+    assert_eq!(create(&http, &wrong.base, "refused").await, (503, json!({"error": "Storage unavailable"})));
+    let logs = wrong.log_text();
+    assert!(logs.contains("Password authentication failed"), "{logs}");
+    assert!(!logs.contains("not-the-one"), "the password leaked into the log: {logs}");
+
+    // The socket gone with its Redis: 503, never a hang or a panic.
+    redis.kill();
+    let started = Instant::now();
+    assert_eq!(create(&http, &crypt.base, "nowhere").await, (503, json!({"error": "Storage unavailable"})));
+    assert_eq!(status(&http, format!("{}/readyz", crypt.base)).await, 503);
+    assert!(started.elapsed() < Duration::from_secs(3), "503s took {:?}", started.elapsed());
+    let _ = std::fs::remove_file(&socket);
+}

@@ -106,7 +106,8 @@ impl RedisServer {
         while Instant::now() < deadline {
             // The PONG must come from this server: another Redis may hold the port (see
             // `listened_by`), and then this one has failed to bind it.
-            if self.command(&["PING"]).is_some_and(|r| r.starts_with("+PONG")) {
+            // A server with `--requirepass` answers NOAUTH: it is up all the same.
+            if self.command(&["PING"]).is_some_and(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH")) {
                 let pid = self.child.as_ref().map(|(_, pid)| *pid);
                 match listened_by(self.port, |p| Some(p) == pid) {
                     Some(false) => panic!("port {} answers, but not from the redis-server started on it", self.port),
