@@ -304,3 +304,26 @@ async fn a_unix_socket_with_a_password_stores_burns_and_limits_and_never_logs_th
     assert!(started.elapsed() < Duration::from_secs(3), "503s took {:?}", started.elapsed());
     let _ = std::fs::remove_file(&socket);
 }
+
+#[test]
+fn a_url_that_is_not_redis_stops_start_up_with_one_line_saying_what_is_wanted() {
+    for (url, says) in [
+        ("unix://redis.sock", "a Unix socket needs its absolute path, three slashes in all"),
+        ("unix:///r.sock?db=two", "Invalid database number"),
+        ("http://127.0.0.1:6379", "not a Redis URL"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crypt-server"))
+            .env_clear()
+            .env("CRYPT_LISTEN", "127.0.0.1:0")
+            .env("CRYPT_STORE", "redis")
+            .env("CRYPT_REDIS_URL", url)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.starts_with("crypt-server: CRYPT_REDIS_URL"), "{url}: {stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{url}: {stderr}");
+    }
+}
