@@ -144,6 +144,14 @@ impl RedisConfig {
                 .collect();
             return Ok(Topology::Cluster(urls));
         }
+        // `unix://redis.sock` would read the file name as a host and fail as "Missing path".
+        let socket = ["unix://", "redis+unix://", "valkey+unix://"].iter().find_map(|s| url.strip_prefix(s));
+        if socket.is_some_and(|path| !path.starts_with('/')) {
+            return Err(RedisError::BadUrl(
+                "a Unix socket needs its absolute path, three slashes in all: unix:///run/redis/redis-server.sock"
+                    .into(),
+            ));
+        }
         Ok(Topology::Single(url.to_owned()))
     }
 
@@ -286,6 +294,15 @@ mod tests {
         let s = config("redis+sentinel://:hunter2@a:26379,b:26379/mymaster");
         let shown = format!("{s:?} {:?}", s.topology().unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn a_unix_socket_needs_an_absolute_path() {
+        assert_eq!(config("unix:///r.sock").topology().unwrap(), Topology::Single("unix:///r.sock".into()));
+        assert_eq!(config("redis+unix:///r.sock").topology().unwrap(), Topology::Single("redis+unix:///r.sock".into()));
+        for relative in ["unix://r.sock", "redis+unix://run/r.sock"] {
+            assert!(matches!(config(relative).topology(), Err(RedisError::BadUrl(_))), "{relative}");
+        }
     }
 
     #[test]

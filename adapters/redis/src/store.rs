@@ -320,17 +320,7 @@ impl RedisStore {
                     Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
                     None => redis::Client::open(url.as_str()),
                 }
-                .map_err(|e| {
-                    // `unix://redis.sock` reads the file name as a host: say what is wanted.
-                    let socket = url.starts_with("unix:") || url.starts_with("redis+unix:");
-                    RedisError::BadUrl(if socket && e.to_string().contains("Missing path") {
-                        "a Unix socket needs its absolute path, three slashes in all: \
-                         unix:///run/redis/redis-server.sock"
-                            .to_owned()
-                    } else {
-                        e.to_string()
-                    })
-                })?;
+                .map_err(|e| RedisError::BadUrl(e.to_string()))?;
                 // Reconnect quickly and give up quickly: the per-command timeout in `bounded`,
                 // not the retry loop, bounds how long a request can wait. That one timer covers
                 // the whole command, so the connection's own response timer (a second timer
