@@ -57,6 +57,12 @@ impl Message {
         self.0.len()
     }
 
+    /// A message read back from a store: it was validated when it was stored, and the policy
+    /// may have changed since, so it is not validated again.
+    pub(crate) fn stored(text: String) -> Self {
+        Self(text)
+    }
+
     /// Always false: a valid message is never empty. Present for API symmetry with `len`.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -147,13 +153,20 @@ impl Ttl {
     }
 }
 
-/// What a store keeps for one id: the message and the instant it stops being readable.
+/// What a create asks a store to keep under a new id: the message, the instant it stops being
+/// readable, how many views it has and its receipt's digest. A store keeps it as a
+/// [`crate::Record`], which also says which views were spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     /// The secret.
     pub message: Message,
     /// After this instant the message counts as gone, whatever the store still holds.
     pub expires_at: UnixMillis,
+    /// Views it can be read for (SPEC Part 2 item 9): at least 1.
+    pub views: u32,
+    /// The digest of the sender's receipt token (item 10); `None` only for a message stored
+    /// before receipts existed.
+    pub receipt: Option<crate::ReceiptDigest>,
 }
 
 /// Why stored bytes are not a [`StoredMessage`].
@@ -173,7 +186,14 @@ pub enum DecodeError {
 const FORMAT_V1: u8 = 1;
 
 impl StoredMessage {
-    /// The one byte layout every byte-oriented store (Redis, KV) keeps, so they cannot drift:
+    /// A message of one view and no receipt, as Part 1 stores it.
+    pub fn new(message: Message, expires_at: UnixMillis) -> Self {
+        Self { message, expires_at, views: 1, receipt: None }
+    }
+
+    /// The format-1 byte layout, of a message stored before views and receipts, which every
+    /// store still reads ([`crate::Record::decode`]; new records are written by
+    /// [`crate::Record::encode`]):
     /// a format byte (1), the expiry instant as 8 bytes big-endian, then the UTF-8 text.
     pub fn encode(&self) -> Vec<u8> {
         let (header, text) = self.encoded_parts();
@@ -209,7 +229,7 @@ impl StoredMessage {
         let text = String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
         // It was validated when it was stored; the policy may have changed since, and a stored
         // secret must stay readable, so it is not validated again.
-        Ok(Self { message: Message(text), expires_at })
+        Ok(Self::new(Message(text), expires_at))
     }
 
     /// True when the message may no longer be read at `now`.
@@ -284,7 +304,7 @@ mod tests {
     fn stored_message_round_trips_every_character() {
         let p = policy();
         let text = "line1\nline2\0\"quoted\" 🔥 日本語".to_string();
-        let stored = StoredMessage { message: Message::new(text.clone(), &p).unwrap(), expires_at: 1_700_000_000_123 };
+        let stored = StoredMessage::new(Message::new(text.clone(), &p).unwrap(), 1_700_000_000_123);
         let back = StoredMessage::decode(stored.encode()).unwrap();
         assert_eq!(back, stored);
         assert_eq!(back.message.as_str(), text);
@@ -301,7 +321,7 @@ mod tests {
     #[test]
     fn expiry_is_exclusive_of_the_instant() {
         let p = policy();
-        let s = StoredMessage { message: Message::new("x".into(), &p).unwrap(), expires_at: 1000 };
+        let s = StoredMessage::new(Message::new("x".into(), &p).unwrap(), 1000);
         assert!(!s.is_expired(999));
         assert!(s.is_expired(1000));
     }

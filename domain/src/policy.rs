@@ -26,11 +26,14 @@ pub struct Limits {
     pub rate_limit_max: u32,
     /// The sliding window in seconds (`CRYPT_RATE_LIMIT_WINDOW_SECS`).
     pub rate_limit_window_secs: u64,
+    /// The most views a create may ask for (`CRYPT_MAX_VIEWS`).
+    pub max_views: u32,
 }
 
 impl Default for Limits {
     /// The reference contract's limits: 100 KiB messages, 24 h default and ceiling, 1 minute
-    /// floor, 5-character ids from `[a-z0-9]` with 5 attempts, 60 requests per 60 seconds.
+    /// floor, 5-character ids from `[a-z0-9]` with 5 attempts, 60 requests per 60 seconds;
+    /// and up to 100 views a message.
     fn default() -> Self {
         Self {
             max_message_bytes: 102_400,
@@ -42,6 +45,7 @@ impl Default for Limits {
             id_attempts: 5,
             rate_limit_max: 60,
             rate_limit_window_secs: 60,
+            max_views: 100,
         }
     }
 }
@@ -113,6 +117,10 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The highest `CRYPT_MAX_VIEWS` allowed: each view spent leaves its instant in the
+    /// receipt, so a receipt stays small (8 bytes a view).
+    pub const MAX_VIEWS_CEILING: u32 = 10_000;
+
     /// Checks that the limits fit together and builds the policy.
     ///
     /// # Errors
@@ -130,6 +138,9 @@ impl Policy {
         }
         if l.max_message_bytes == 0 {
             return fail("CRYPT_MAX_MESSAGE_BYTES", "must be at least 1".into());
+        }
+        if !(1..=Self::MAX_VIEWS_CEILING).contains(&l.max_views) {
+            return fail("CRYPT_MAX_VIEWS", format!("must be from 1 to {}, not {}", Self::MAX_VIEWS_CEILING, l.max_views));
         }
         if l.min_ttl_secs == 0 {
             return fail("CRYPT_MIN_TTL_SECS", "must be at least 1".into());
@@ -204,6 +215,11 @@ impl Policy {
         self.limits.id_attempts
     }
 
+    /// The most views a create may ask for.
+    pub fn max_views(&self) -> u32 {
+        self.limits.max_views
+    }
+
     /// The rate limit per client; `None` when limiting is off.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.rate_limit
@@ -234,7 +250,9 @@ mod tests {
     #[test]
     fn each_bad_limit_names_its_setting() {
         type Breaker = fn(&mut Limits);
-        let cases: [(Breaker, &str); 8] = [
+        let cases: [(Breaker, &str); 10] = [
+            (|l| l.max_views = 0, "CRYPT_MAX_VIEWS"),
+            (|l| l.max_views = 10_001, "CRYPT_MAX_VIEWS"),
             (|l| l.id_length = 4, "CRYPT_ID_LENGTH"),
             (|l| l.id_length = 65, "CRYPT_ID_LENGTH"),
             (|l| l.id_attempts = 0, "CRYPT_ID_ATTEMPTS"),

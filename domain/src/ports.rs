@@ -1,6 +1,6 @@
 //! The ports: what the rules need from the outside world, and what every adapter MUST guarantee.
 
-use crate::{IdAlphabet, MessageId, RateLimit, StoredMessage, Ttl, UnixMillis};
+use crate::{IdAlphabet, MessageId, RateLimit, Receipt, ReceiptDigest, Record, StoredMessage, Ttl, UnixMillis, Viewed};
 use async_trait::async_trait;
 
 /// `Send + Sync` on native targets, where hyper runs handlers on a multi-threaded runtime;
@@ -37,34 +37,73 @@ pub enum Inserted {
     Taken,
 }
 
-/// Where messages live until they are read or expire.
+/// Where messages live until their last view is spent, the sender deletes them, or they
+/// expire; and their receipts, until the original expiry.
+///
+/// A store keeps one [`Record`] per id. [`Record`]'s methods are the rules for every change
+/// (spend a view, delete, show the receipt): a store applies them atomically where its backend
+/// allows, or, like Redis, runs the same rules server-side, and the contract suite
+/// (`testkit::store`) checks that it does.
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait MessageStore: MaybeSendSync {
-    /// Stores `message` under `id` only if `id` holds nothing (or only an expired message).
+    /// Stores `message` under `id` only if `id` holds nothing (or only an expired record).
     ///
     /// An implementation MUST:
-    /// - never overwrite an unexpired message; two concurrent `insert_new`s of one id MUST NOT
-    ///   both return [`Inserted::Stored`] (where the backend is strongly consistent);
-    /// - keep the message at least until `message.expires_at` unless it is taken, and may drop
+    /// - never overwrite an unexpired record, even one whose message is gone and whose receipt
+    ///   is all that is left: an id is taken until its original expiry. Two concurrent
+    ///   `insert_new`s of one id MUST NOT both return [`Inserted::Stored`] (where the backend
+    ///   is strongly consistent);
+    /// - keep the record at least until `message.expires_at` unless it is taken, and may drop
     ///   it any time after (`ttl` is given so that backends with their own expiry can use it);
-    /// - never evict another unread message to make room.
+    /// - never evict another record to make room.
     ///
     /// # Errors
     /// [`StoreError::Full`] when the backend is at capacity; [`StoreError::Unavailable`] when it
     /// cannot be reached. After an error the caller must not report the message as stored.
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError>;
 
-    /// Removes the message under `id` and returns it; `None` when there is none.
+    /// Spends one view of the message under `id` at `now` ([`Record::spend_view`]): the message
+    /// and the views left after it, recording `now` in its receipt; on the last view the
+    /// message is destroyed and only the receipt stays. `None` when there is no message, it
+    /// was deleted, every view is spent, or it expired at `now` (nothing is recorded then).
     ///
-    /// An implementation MUST make this atomic where the backend allows it: two concurrent
-    /// `take`s of one id MUST NOT both return `Some`. It may return a message whose
-    /// `expires_at` has passed; the [`crate::Vault`] decides expiry, not the store.
+    /// An implementation MUST make this atomic where the backend allows it: of any number of
+    /// concurrent calls on a message with N views left, exactly N return `Some` (so two
+    /// concurrent calls on a one-view message MUST NOT both return `Some`), and the views
+    /// spent, `read_at` and the destruction are one step with the answer.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the backend cannot be reached. The message then stays
-    /// stored, unless the backend carried out the delete and only its reply was lost.
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// [`StoreError::Unavailable`] when the backend cannot be reached. The view then stays
+    /// unspent, unless the backend carried out the change and only its reply was lost.
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError>;
+
+    /// The record under `id`, for its receipt; `None` when there is none or it expired at
+    /// `now`. It changes nothing. The caller compares the receipt's digest
+    /// ([`Record::receipt_for`]); the message, if still held, MAY be left out of the answer.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError>;
+
+    /// The sender's delete ([`Record::delete`]): when the record under `id` is live at `now`
+    /// and its receipt's digest is `receipt` (compared in constant time), destroys the message
+    /// at once if a view is left, and answers the receipt as it is afterwards; `None`, with
+    /// nothing changed, when there is no such record or the digest is another's.
+    ///
+    /// An implementation MUST make the check and the delete one atomic step with
+    /// [`MessageStore::spend_view`] where the backend allows it: a delete and a read of the
+    /// last view racing each other, exactly one wins, and the receipt says which.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached; the message then stays,
+    /// unless the backend carried out the delete and only its reply was lost.
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError>;
 
     /// Succeeds when the backend is reachable and answering, for readiness probes.
     ///
@@ -90,8 +129,9 @@ pub trait MessageStore: MaybeSendSync {
         None
     }
 
-    /// [`MessageStore::take`]'s answer without a future, as [`MessageStore::insert_new_at_once`].
-    fn take_at_once(&self, _id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
+    /// [`MessageStore::spend_view`]'s answer without a future, as
+    /// [`MessageStore::insert_new_at_once`].
+    fn spend_view_at_once(&self, _id: &MessageId, _now: UnixMillis) -> Option<Result<Option<Viewed>, StoreError>> {
         None
     }
 }
@@ -170,14 +210,15 @@ pub trait CountingStore: MaybeSendSync {
         ttl: Ttl,
     ) -> Result<Counted<Inserted>, StoreError>;
 
-    /// [`RateLimiter::hit`], then, only if allowed, [`MessageStore::take`], as one step.
-    async fn take_counted(
+    /// [`RateLimiter::hit`], then, only if allowed, [`MessageStore::spend_view`] at the same
+    /// `now`, as one step.
+    async fn spend_view_counted(
         &self,
         client: &str,
         now: UnixMillis,
         limit: RateLimit,
         id: &MessageId,
-    ) -> Result<Counted<Option<StoredMessage>>, StoreError>;
+    ) -> Result<Counted<Option<Viewed>>, StoreError>;
 }
 
 /// The current time.
@@ -191,4 +232,10 @@ pub trait IdSource: MaybeSendSync {
     /// A fresh candidate id of `len` symbols of `alphabet`, drawn from a cryptographically
     /// secure random source (see [`IdAlphabet::random_id`]).
     fn next_id(&self, len: usize, alphabet: IdAlphabet) -> String;
+
+    /// A fresh receipt token (SPEC Part 2 item 10): 32 symbols of `[A-Za-z0-9]` from the same
+    /// secure source, about 190 bits.
+    fn next_receipt(&self) -> String {
+        self.next_id(32, IdAlphabet::Mixed)
+    }
 }

@@ -7,7 +7,8 @@
 
 use crate::{
     Clock, Counted, CountingStore, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy,
-    RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, UnixMillis, WindowLog,
+    RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage,
+    Ttl, UnixMillis, Viewed, WindowLog,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -54,6 +55,12 @@ impl IdSource for FixedIds {
         let i = self.next.fetch_add(1, Ordering::SeqCst).min(self.ids.len() - 1);
         self.ids[i].clone()
     }
+
+    /// Receipts are counted, so they never disturb the ids' order: `receipt000…0001`, 32 long.
+    fn next_receipt(&self) -> String {
+        static RECEIPTS: AtomicU64 = AtomicU64::new(0);
+        format!("receipt{:025}", RECEIPTS.fetch_add(1, Ordering::SeqCst) + 1)
+    }
 }
 
 /// A limiter that allows everything.
@@ -68,10 +75,11 @@ impl RateLimiter for NoLimit {
     }
 }
 
-/// The simplest correct store, for the domain's unit tests. It can be told to fail.
+/// The simplest correct store, for the domain's unit tests: [`Record`]s in a map, each change
+/// under one lock. It can be told to fail.
 #[derive(Debug, Default)]
 pub struct MapStore {
-    map: Mutex<HashMap<MessageId, StoredMessage>>,
+    map: Mutex<HashMap<MessageId, Record>>,
     failing: AtomicBool,
 }
 
@@ -80,7 +88,7 @@ impl MapStore {
     pub fn fail(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
     }
-    /// Messages held.
+    /// Records held (messages and receipts), expired or not.
     pub fn len(&self) -> usize {
         self.map.lock().unwrap().len()
     }
@@ -106,12 +114,34 @@ impl MessageStore for MapStore {
         if map.contains_key(id) {
             return Ok(Inserted::Taken);
         }
-        map.insert(id.clone(), message.clone());
+        map.insert(id.clone(), Record::new(message));
         Ok(Inserted::Stored)
     }
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError> {
         self.check()?;
-        Ok(self.map.lock().unwrap().remove(id))
+        let mut map = self.map.lock().unwrap();
+        let Some(record) = map.get_mut(id) else { return Ok(None) };
+        if record.is_expired(now) {
+            map.remove(id);
+            return Ok(None);
+        }
+        Ok(record.spend_view(now))
+    }
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
+        self.check()?;
+        Ok(self.map.lock().unwrap().get(id).filter(|r| !r.is_expired(now)).cloned())
+    }
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError> {
+        self.check()?;
+        let mut map = self.map.lock().unwrap();
+        let Some(record) = map.get_mut(id).filter(|r| r.owned_by(receipt, now)) else { return Ok(None) };
+        record.delete();
+        Ok(Some(record.receipt()))
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
@@ -149,16 +179,16 @@ impl CountingStore for Joined {
         }
     }
 
-    async fn take_counted(
+    async fn spend_view_counted(
         &self,
         client: &str,
         now: UnixMillis,
         limit: RateLimit,
         id: &MessageId,
-    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
+    ) -> Result<Counted<Option<Viewed>>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match self.limiter.hit(client, now, limit).await? {
-            RateDecision::Allowed => Ok(Counted::Allowed(self.store.take(id).await?)),
+            RateDecision::Allowed => Ok(Counted::Allowed(self.store.spend_view(id, now).await?)),
             RateDecision::Limited { retry_after_ms } => Ok(Counted::Limited { retry_after_ms }),
         }
     }
@@ -181,7 +211,21 @@ fn id(s: &str) -> MessageId {
 }
 
 fn stored(text: &str, expires_at: UnixMillis) -> StoredMessage {
-    StoredMessage { message: Message::new(text.to_owned(), &Policy::default()).expect("valid text"), expires_at }
+    with_views(text, expires_at, 1)
+}
+
+/// A message of `views` views whose receipt token is `receipt:<text>`.
+fn with_views(text: &str, expires_at: UnixMillis, views: u32) -> StoredMessage {
+    StoredMessage {
+        message: Message::new(text.to_owned(), &Policy::default()).expect("valid text"),
+        expires_at,
+        views,
+        receipt: Some(receipt_of(text)),
+    }
+}
+
+fn receipt_of(text: &str) -> ReceiptDigest {
+    ReceiptDigest::of(&format!("receipt:{text}"))
 }
 
 fn ttl() -> Ttl {
@@ -193,22 +237,33 @@ fn later(now: UnixMillis) -> UnixMillis {
     now + 3_600_000
 }
 
+/// The text of a spent view.
+fn text(v: &Option<Viewed>) -> Option<&str> {
+    v.as_ref().map(|v| v.message.as_str())
+}
+
 /// The [`MessageStore`] contract. Each function is one check; `now` is the current wall-clock
 /// time in milliseconds (stores with their own expiry need real instants).
 pub mod store {
     use super::*;
 
-    /// A stored message comes back once, byte for byte, then never again.
-    async fn insert_then_take_once(s: &dyn MessageStore, now: UnixMillis) {
+    /// A one-view message comes back once, byte for byte, then never again.
+    async fn insert_then_spend_once(s: &dyn MessageStore, now: UnixMillis) {
         let m = stored("line one\nline two\0 \"quoted\" 🔥 日本語", later(now));
         assert_eq!(s.insert_new(&id("Take1"), &m, ttl()).await.unwrap(), Inserted::Stored);
-        assert_eq!(s.take(&id("Take1")).await.unwrap(), Some(m));
-        assert_eq!(s.take(&id("Take1")).await.unwrap(), None);
+        let viewed = s.spend_view(&id("Take1"), now).await.unwrap().expect("the one view");
+        assert_eq!((viewed.message, viewed.views_left, viewed.expires_at), (m.message, 0, m.expires_at));
+        assert_eq!(s.spend_view(&id("Take1"), now).await.unwrap(), None);
     }
 
-    /// Taking an id that never held anything is `None`, not an error.
-    async fn take_of_unknown_id_is_none(s: &dyn MessageStore, _now: UnixMillis) {
-        assert_eq!(s.take(&id("Never")).await.unwrap(), None);
+    /// An id that never held anything: no view, no record, no delete; nothing is left behind.
+    async fn an_unknown_id_has_nothing(s: &dyn MessageStore, now: UnixMillis) {
+        assert_eq!(s.spend_view(&id("Never"), now).await.unwrap(), None);
+        assert_eq!(s.record(&id("Never"), now).await.unwrap(), None);
+        assert_eq!(s.delete(&id("Never"), &receipt_of("x"), now).await.unwrap(), None);
+        assert_eq!(s.record(&id("Never"), now).await.unwrap(), None);
+        // The id is still free.
+        assert_eq!(s.insert_new(&id("Never"), &stored("x", later(now)), ttl()).await.unwrap(), Inserted::Stored);
     }
 
     /// A second insert under a held id is refused and the first message is untouched.
@@ -216,38 +271,147 @@ pub mod store {
         let first = stored("first", later(now));
         assert_eq!(s.insert_new(&id("Dupe1"), &first, ttl()).await.unwrap(), Inserted::Stored);
         assert_eq!(s.insert_new(&id("Dupe1"), &stored("second", later(now)), ttl()).await.unwrap(), Inserted::Taken);
-        assert_eq!(s.take(&id("Dupe1")).await.unwrap(), Some(first));
+        assert_eq!(text(&s.spend_view(&id("Dupe1"), now).await.unwrap()), Some("first"));
     }
 
     /// The largest message the default policy allows survives intact, in multibyte text too.
     async fn largest_message_round_trips(s: &dyn MessageStore, now: UnixMillis) {
-        let big = stored(&"é".repeat(51_200), later(now));
+        let big = with_views(&"é".repeat(51_200), later(now), 2);
         assert_eq!(s.insert_new(&id("Large1"), &big, ttl()).await.unwrap(), Inserted::Stored);
-        assert_eq!(s.take(&id("Large1")).await.unwrap(), Some(big));
+        for _ in 0..2 {
+            assert_eq!(s.spend_view(&id("Large1"), now).await.unwrap().unwrap().message, big.message);
+        }
     }
 
     /// Ids differ by case: `abcde` and `ABCDE` are two messages.
     async fn ids_are_case_sensitive(s: &dyn MessageStore, now: UnixMillis) {
         s.insert_new(&id("caseA"), &stored("lower", later(now)), ttl()).await.unwrap();
         assert_eq!(s.insert_new(&id("CASEA"), &stored("upper", later(now)), ttl()).await.unwrap(), Inserted::Stored);
-        assert_eq!(s.take(&id("CASEA")).await.unwrap().unwrap().message.as_str(), "upper");
-        assert_eq!(s.take(&id("caseA")).await.unwrap().unwrap().message.as_str(), "lower");
+        assert_eq!(text(&s.spend_view(&id("CASEA"), now).await.unwrap()), Some("upper"));
+        assert_eq!(text(&s.spend_view(&id("caseA"), now).await.unwrap()), Some("lower"));
     }
 
-    /// Many concurrent takes of one id: exactly one gets the message.
-    async fn concurrent_takes_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
-        for round in 0..20 {
-            let key = id(&format!("Race{round:02}"));
-            s.insert_new(&key, &stored("only once", later(now)), ttl()).await.unwrap();
-            let takes = (0..16).map(|_| s.take(&key));
-            let got = futures::future::join_all(takes).await;
-            let winners = got.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-            assert_eq!(winners, 1, "round {round}: {winners} takes won");
-            assert!(got.iter().all(|r| r.is_ok()));
+    /// Views are spent one at a time, each answer saying how many remain, each instant kept
+    /// in the receipt, oldest first; after the last, nothing.
+    async fn views_are_spent_one_by_one(s: &dyn MessageStore, now: UnixMillis) {
+        s.insert_new(&id("Views3"), &with_views("three", later(now), 3), ttl()).await.unwrap();
+        let fresh = s.record(&id("Views3"), now).await.unwrap().expect("a record");
+        assert_eq!(fresh.receipt_for(&receipt_of("three"), now).unwrap().state, ReceiptState::Unread);
+        assert_eq!(fresh.receipt_for(&receipt_of("three"), now).unwrap().views_left, 3);
+        for (i, left) in [2, 1, 0].into_iter().enumerate() {
+            let viewed = s.spend_view(&id("Views3"), now + i as u64 * 1000).await.unwrap().expect("a view");
+            assert_eq!((viewed.message.as_str(), viewed.views_left), ("three", left));
+        }
+        assert_eq!(s.spend_view(&id("Views3"), now + 5000).await.unwrap(), None);
+        let receipt = s.record(&id("Views3"), now + 5000).await.unwrap().unwrap();
+        let receipt = receipt.receipt_for(&receipt_of("three"), now + 5000).expect("the receipt outlives the message");
+        assert_eq!(
+            receipt,
+            Receipt { state: ReceiptState::Read, views_left: 0, read_at: vec![now, now + 1000, now + 2000], expires_at: later(now) }
+        );
+    }
+
+    /// Once the last view is spent, only the receipt is left, and it keeps the id taken until
+    /// the original expiry.
+    async fn the_receipt_outlives_the_message_and_keeps_the_id(s: &dyn MessageStore, now: UnixMillis) {
+        s.insert_new(&id("Outlv"), &stored("gone", later(now)), ttl()).await.unwrap();
+        s.spend_view(&id("Outlv"), now).await.unwrap().unwrap();
+        let record = s.record(&id("Outlv"), now).await.unwrap().expect("the receipt is kept");
+        assert_eq!(record.receipt_for(&receipt_of("gone"), now).unwrap().read_at, vec![now]);
+        assert_eq!(record.receipt_for(&receipt_of("other"), now), None);
+        assert_eq!(s.insert_new(&id("Outlv"), &stored("new", later(now)), ttl()).await.unwrap(), Inserted::Taken);
+        assert_eq!(s.spend_view(&id("Outlv"), now).await.unwrap(), None);
+    }
+
+    /// At its expiry a message spends no view and its receipt is gone (from `record` at once,
+    /// whatever the backend still holds), and nothing is recorded.
+    async fn an_expired_message_and_its_receipt_are_gone(s: &dyn MessageStore, now: UnixMillis) {
+        let m = with_views("timed", later(now) + 123, 2);
+        s.insert_new(&id("Exp01"), &m, ttl()).await.unwrap();
+        assert_eq!(s.spend_view(&id("Exp01"), now).await.unwrap().unwrap().expires_at, later(now) + 123);
+        assert_eq!(s.spend_view(&id("Exp01"), later(now) + 123).await.unwrap(), None);
+        assert_eq!(s.record(&id("Exp01"), later(now) + 123).await.unwrap(), None);
+        assert_eq!(s.delete(&id("Exp01"), &receipt_of("timed"), later(now) + 123).await.unwrap(), None);
+        let before = s.record(&id("Exp01"), now).await.unwrap();
+        if let Some(before) = before {
+            assert_eq!(before.read_at, vec![now], "a refused view was recorded");
         }
     }
 
-    /// Many concurrent inserts under one id: exactly one is stored, and it is the one taken.
+    /// The sender's delete destroys the message unread, says so, and says so again when asked
+    /// twice; a wrong receipt changes nothing.
+    async fn delete_destroys_the_message_and_keeps_the_receipt(s: &dyn MessageStore, now: UnixMillis) {
+        s.insert_new(&id("Del01"), &with_views("delete me", later(now), 3), ttl()).await.unwrap();
+        s.spend_view(&id("Del01"), now).await.unwrap().unwrap();
+        assert_eq!(s.delete(&id("Del01"), &receipt_of("someone else"), now).await.unwrap(), None);
+        assert_eq!(s.spend_view(&id("Del01"), now + 1).await.unwrap().unwrap().views_left, 1, "a wrong receipt deleted it");
+        let deleted = s.delete(&id("Del01"), &receipt_of("delete me"), now + 2).await.unwrap().expect("deleted");
+        let want = Receipt {
+            state: ReceiptState::Deleted,
+            views_left: 0,
+            read_at: vec![now, now + 1],
+            expires_at: later(now),
+        };
+        assert_eq!(deleted, want);
+        assert_eq!(s.spend_view(&id("Del01"), now + 3).await.unwrap(), None);
+        assert_eq!(s.delete(&id("Del01"), &receipt_of("delete me"), now + 4).await.unwrap(), Some(want.clone()));
+        let record = s.record(&id("Del01"), now + 5).await.unwrap().unwrap();
+        assert_eq!(record.receipt_for(&receipt_of("delete me"), now + 5), Some(want));
+    }
+
+    /// A delete after the last view destroys nothing and says the message was read.
+    async fn delete_after_the_last_view_says_read(s: &dyn MessageStore, now: UnixMillis) {
+        s.insert_new(&id("Del02"), &stored("read first", later(now)), ttl()).await.unwrap();
+        s.spend_view(&id("Del02"), now).await.unwrap().unwrap();
+        let receipt = s.delete(&id("Del02"), &receipt_of("read first"), now + 1).await.unwrap().unwrap();
+        assert_eq!((receipt.state, receipt.views_left, receipt.read_at), (ReceiptState::Read, 0, vec![now]));
+    }
+
+    /// A message stored before receipts existed (no digest) has no receipt and no delete.
+    async fn a_message_without_a_receipt_cannot_be_deleted(s: &dyn MessageStore, now: UnixMillis) {
+        let old = StoredMessage { receipt: None, ..stored("old", later(now)) };
+        s.insert_new(&id("NoRcp"), &old, ttl()).await.unwrap();
+        assert_eq!(s.delete(&id("NoRcp"), &receipt_of("old"), now).await.unwrap(), None);
+        let record = s.record(&id("NoRcp"), now).await.unwrap().unwrap();
+        assert_eq!(record.receipt_for(&receipt_of("old"), now), None);
+        assert_eq!(text(&s.spend_view(&id("NoRcp"), now).await.unwrap()), Some("old"));
+    }
+
+    /// Many concurrent reads of one id with N views: exactly N get the message, their answers
+    /// count down from N-1 to 0, and the receipt holds N instants.
+    async fn concurrent_views_yield_exactly_n(s: &dyn MessageStore, now: UnixMillis) {
+        for (round, views) in [1u32, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 7, 7, 7, 15, 16].into_iter().enumerate() {
+            let key = id(&format!("Race{round:02}"));
+            s.insert_new(&key, &with_views("only n times", later(now), views), ttl()).await.unwrap();
+            let spends = (0..16).map(|_| s.spend_view(&key, now));
+            let got = futures::future::join_all(spends).await;
+            assert!(got.iter().all(|r| r.is_ok()));
+            let mut left: Vec<u32> = got.iter().filter_map(|r| r.as_ref().unwrap().as_ref().map(|v| v.views_left)).collect();
+            left.sort_unstable();
+            assert_eq!(left, (0..views).collect::<Vec<_>>(), "round {round}: {views} views");
+            let record = s.record(&key, now).await.unwrap().unwrap();
+            assert_eq!(record.receipt_for(&receipt_of("only n times"), now).unwrap().read_at.len(), views as usize);
+        }
+    }
+
+    /// A delete racing the last view's read: exactly one wins, and the receipt says which.
+    async fn delete_racing_the_last_read_has_one_winner(s: &dyn MessageStore, now: UnixMillis) {
+        for round in 0..20 {
+            let key = id(&format!("DRace{round:02}"));
+            s.insert_new(&key, &stored("race", later(now)), ttl()).await.unwrap();
+            let digest = receipt_of("race");
+            let (read, deleted) = futures::join!(s.spend_view(&key, now), s.delete(&key, &digest, now));
+            let (read, deleted) = (read.unwrap(), deleted.unwrap().unwrap());
+            let receipt = s.record(&key, now).await.unwrap().unwrap().receipt_for(&digest, now).unwrap();
+            match read {
+                Some(_) => assert_eq!((deleted.state, receipt.state), (ReceiptState::Read, ReceiptState::Read)),
+                None => assert_eq!((deleted.state, receipt.state), (ReceiptState::Deleted, ReceiptState::Deleted)),
+            }
+            assert_eq!(receipt, deleted, "round {round}");
+        }
+    }
+
+    /// Many concurrent inserts under one id: exactly one is stored, and it is the one read.
     async fn concurrent_inserts_yield_exactly_one(s: &dyn MessageStore, now: UnixMillis) {
         let key = id("Ins01");
         let messages: Vec<_> = (0..16).map(|i| stored(&format!("writer {i}"), later(now))).collect();
@@ -255,14 +419,7 @@ pub mod store {
         let winners: Vec<_> = got.iter().enumerate().filter(|(_, r)| matches!(r, Ok(Inserted::Stored))).collect();
         assert_eq!(winners.len(), 1);
         let winner = winners[0].0;
-        assert_eq!(s.take(&key).await.unwrap(), Some(messages[winner].clone()));
-    }
-
-    /// The expiry instant is kept exactly, so the domain can decide expiry itself.
-    async fn expiry_instant_is_kept(s: &dyn MessageStore, now: UnixMillis) {
-        let m = stored("timed", later(now) + 123);
-        s.insert_new(&id("Exp01"), &m, ttl()).await.unwrap();
-        assert_eq!(s.take(&id("Exp01")).await.unwrap().unwrap().expires_at, later(now) + 123);
+        assert_eq!(s.spend_view(&key, now).await.unwrap().unwrap().message, messages[winner].message);
     }
 
     /// A healthy store answers a ping.
@@ -270,10 +427,13 @@ pub mod store {
         s.ping().await.unwrap();
     }
 
-    /// The checks that need an atomic read-and-delete and insert-if-absent, which an
-    /// eventually consistent store (Workers KV) cannot give.
-    pub const NEED_ATOMICITY: [&str; 2] =
-        ["concurrent_takes_yield_exactly_one", "concurrent_inserts_yield_exactly_one"];
+    /// The checks that need atomic changes and insert-if-absent, which an eventually
+    /// consistent store (Workers KV) cannot give.
+    pub const NEED_ATOMICITY: [&str; 3] = [
+        "concurrent_views_yield_exactly_n",
+        "delete_racing_the_last_read_has_one_winner",
+        "concurrent_inserts_yield_exactly_one",
+    ];
 
     /// Every check, by name, so runners that cannot expand [`store_contract!`](crate::store_contract)
     /// (a Worker route) can run them one at a time.
@@ -377,9 +537,12 @@ pub mod limiter {
 macro_rules! store_contract {
     (@list $($then:tt)*) => {
         $crate::store_contract! {$($then)*;
-            insert_then_take_once, take_of_unknown_id_is_none, insert_on_a_held_id_is_taken_and_keeps_the_first,
-            largest_message_round_trips, ids_are_case_sensitive, concurrent_takes_yield_exactly_one,
-            concurrent_inserts_yield_exactly_one, expiry_instant_is_kept, ping_succeeds}
+            insert_then_spend_once, an_unknown_id_has_nothing, insert_on_a_held_id_is_taken_and_keeps_the_first,
+            largest_message_round_trips, ids_are_case_sensitive, views_are_spent_one_by_one,
+            the_receipt_outlives_the_message_and_keeps_the_id, an_expired_message_and_its_receipt_are_gone,
+            delete_destroys_the_message_and_keeps_the_receipt, delete_after_the_last_view_says_read,
+            a_message_without_a_receipt_cannot_be_deleted, concurrent_views_yield_exactly_n,
+            delete_racing_the_last_read_has_one_winner, concurrent_inserts_yield_exactly_one, ping_succeeds}
     };
     (@table; $($check:ident),*) => {
         &[$((stringify!($check), |s, now| Box::pin($check(s, now)))),*]

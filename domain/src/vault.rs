@@ -2,7 +2,8 @@
 
 use crate::{
     is_reserved, Clock, Counted, CountingStore, IdSource, Inserted, Message, MessageError, MessageId, MessageStore,
-    Policy, RateDecision, RateLimit, RateLimiter, StoreError, StoredMessage, Ttl, TtlError, UnixMillis,
+    Policy, RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, StoreError, StoredMessage, Ttl, TtlError,
+    UnixMillis, Viewed,
 };
 use std::sync::Arc;
 
@@ -13,21 +14,43 @@ pub struct Draft {
     pub message: String,
     /// The requested time to live in seconds, if any.
     pub ttl_secs: Option<u64>,
+    /// The requested number of views, if any (SPEC Part 2 item 9); 0 for a value that is not
+    /// a whole number, which no policy allows.
+    pub views: Option<u64>,
 }
 
 impl std::fmt::Debug for Draft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Draft").field("message_bytes", &self.message.len()).field("ttl_secs", &self.ttl_secs).finish()
+        f.debug_struct("Draft")
+            .field("message_bytes", &self.message.len())
+            .field("ttl_secs", &self.ttl_secs)
+            .field("views", &self.views)
+            .finish()
     }
 }
 
-/// A stored message's receipt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a create answers: where the message is, and the sender's receipt token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Created {
     /// The id to read it with.
     pub id: MessageId,
     /// The instant it stops being readable.
     pub expires_at: UnixMillis,
+    /// Views it can be read for.
+    pub views: u32,
+    /// The receipt token (SPEC Part 2 item 10): shown to the sender once, stored only as its
+    /// digest. Never logged.
+    pub receipt: String,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .field("views", &self.views)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a request was not admitted.
@@ -53,6 +76,12 @@ pub enum CreateError {
     /// The requested time to live is outside the allowed range.
     #[error(transparent)]
     Ttl(TtlError),
+    /// The requested views are not a whole number from 1 to the policy's maximum.
+    #[error("views must be a whole number from 1 to {max}")]
+    Views {
+        /// The most views a create may ask for.
+        max: u32,
+    },
     /// Every id tried was taken (or reserved).
     #[error("no unused id after {attempts} attempts")]
     NoUniqueId {
@@ -156,8 +185,8 @@ impl Vault {
     /// # Errors
     /// A [`CreateError`] saying what was wrong; nothing is stored after an error.
     pub async fn create(&self, draft: Draft) -> Result<Created, CreateError> {
-        let (stored, ttl) = self.prepare(draft)?;
-        match self.insert(&stored, ttl, None).await {
+        let (stored, ttl, receipt) = self.prepare(draft)?;
+        match self.insert(&stored, ttl, receipt, None).await {
             Ok(created) => created,
             Err(_) => unreachable!("an insert without counting is never limited"),
         }
@@ -181,24 +210,32 @@ impl Vault {
             return Ok(self.create(draft).await);
         };
         let client = client();
-        let (stored, ttl) = match self.prepare(draft) {
+        let (stored, ttl, receipt) = match self.prepare(draft) {
             Ok(prepared) => prepared,
             Err(e) => {
                 self.admit(|| client).await?;
                 return Ok(Err(e));
             }
         };
-        self.insert(&stored, ttl, Some((client.as_ref(), limit, counting.as_ref()))).await
+        self.insert(&stored, ttl, receipt, Some((client.as_ref(), limit, counting.as_ref()))).await
     }
 
-    fn prepare(&self, draft: Draft) -> Result<(StoredMessage, Ttl), CreateError> {
+    fn prepare(&self, draft: Draft) -> Result<(StoredMessage, Ttl, String), CreateError> {
         let message = Message::new(draft.message, &self.policy).map_err(CreateError::Message)?;
         let ttl = match draft.ttl_secs {
             Some(secs) => Ttl::new(secs, &self.policy).map_err(CreateError::Ttl)?,
             None => Ttl::default_for(&self.policy),
         };
+        let max = self.policy.max_views();
+        let views = match draft.views {
+            None => 1,
+            Some(n) => u32::try_from(n).ok().filter(|n| (1..=max).contains(n)).ok_or(CreateError::Views { max })?,
+        };
         let expires_at = self.clock.now().saturating_add(ttl.secs().saturating_mul(1000));
-        Ok((StoredMessage { message, expires_at }, ttl))
+        // The token is drawn per message; a retry under another id keeps it.
+        let receipt = self.ids.next_receipt();
+        let stored = StoredMessage { message, expires_at, views, receipt: Some(ReceiptDigest::of(&receipt)) };
+        Ok((stored, ttl, receipt))
     }
 
     /// Stores under a fresh id; with `count`, the first insert also counts the request (and a
@@ -207,6 +244,7 @@ impl Vault {
         &self,
         stored: &StoredMessage,
         ttl: Ttl,
+        receipt: String,
         mut count: Option<(&str, RateLimit, &dyn CountingStore)>,
     ) -> Result<Result<Created, CreateError>, AdmitError> {
         for _ in 0..self.policy.id_attempts() {
@@ -229,7 +267,9 @@ impl Vault {
                 },
             };
             match inserted {
-                Ok(Inserted::Stored) => return Ok(Ok(Created { id, expires_at: stored.expires_at })),
+                Ok(Inserted::Stored) => {
+                    return Ok(Ok(Created { id, expires_at: stored.expires_at, views: stored.views, receipt }))
+                }
                 Ok(Inserted::Taken) => continue,
                 Err(e) => return Ok(Err(CreateError::Store(e))),
             }
@@ -241,19 +281,19 @@ impl Vault {
         Ok(Err(CreateError::NoUniqueId { attempts: self.policy.id_attempts() }))
     }
 
-    /// Reads the message under `raw_id` and destroys it.
+    /// Reads the message under `raw_id`, spending one view; the last view destroys it.
     ///
     /// # Errors
-    /// [`OpenError::NotFound`] when `raw_id` is not an id, holds nothing, or holds an expired
-    /// message (which this call also removes); [`OpenError::Store`] when the store fails.
-    pub async fn open(&self, raw_id: &str) -> Result<Message, OpenError> {
+    /// [`OpenError::NotFound`] when `raw_id` is not an id, holds nothing, holds an expired
+    /// message, or has no view left; [`OpenError::Store`] when the store fails.
+    pub async fn open(&self, raw_id: &str) -> Result<Viewed, OpenError> {
         let id = MessageId::parse(raw_id).ok_or(OpenError::NotFound)?;
-        let taken = match self.store.take_at_once(&id) {
-            Some(taken) => taken,
-            None => self.store.take(&id).await,
+        let now = self.clock.now();
+        let viewed = match self.store.spend_view_at_once(&id, now) {
+            Some(viewed) => viewed,
+            None => self.store.spend_view(&id, now).await,
         };
-        let stored = taken.map_err(OpenError::Store)?;
-        self.unexpired(stored)
+        unexpired(viewed.map_err(OpenError::Store)?, now)
     }
 
     /// [`Vault::admit`] and [`Vault::open`] for one request by `client`: in one step of the
@@ -267,26 +307,55 @@ impl Vault {
         &self,
         client: impl FnOnce() -> K,
         raw_id: &str,
-    ) -> Result<Result<Message, OpenError>, AdmitError> {
+    ) -> Result<Result<Viewed, OpenError>, AdmitError> {
         let (Some(limit), Some(counting), Some(id)) =
             (self.policy.rate_limit(), &self.counting, MessageId::parse(raw_id))
         else {
             self.admit(client).await?;
             return Ok(self.open(raw_id).await);
         };
-        match counting.take_counted(client().as_ref(), self.clock.now(), limit, &id).await {
-            Ok(Counted::Allowed(stored)) => Ok(self.unexpired(stored)),
+        let now = self.clock.now();
+        match counting.spend_view_counted(client().as_ref(), now, limit, &id).await {
+            Ok(Counted::Allowed(viewed)) => Ok(unexpired(viewed, now)),
             Ok(Counted::Limited { retry_after_ms }) => Err(limited(retry_after_ms, limit)),
             Err(e) => Ok(Err(OpenError::Store(e))),
         }
     }
 
-    fn unexpired(&self, stored: Option<StoredMessage>) -> Result<Message, OpenError> {
-        let stored = stored.ok_or(OpenError::NotFound)?;
-        if stored.is_expired(self.clock.now()) {
+    /// The receipt of the message under `raw_id`, for the holder of its receipt `token`. It
+    /// never spends a view and never shows the message. (The request is counted by
+    /// [`Vault::admit`] first, as every request that is not a create or a read.)
+    ///
+    /// # Errors
+    /// [`OpenError::NotFound`] when `raw_id` is not an id, holds no receipt (never stored, or
+    /// past its original expiry), or `token` is not its receipt: deliberately one case.
+    /// [`OpenError::Store`] when the store fails.
+    pub async fn receipt(&self, raw_id: &str, token: &str) -> Result<Receipt, OpenError> {
+        let (id, digest) = Self::receipt_key(raw_id, token)?;
+        let now = self.clock.now();
+        let record = self.store.record(&id, now).await.map_err(OpenError::Store)?;
+        record.and_then(|r| r.receipt_for(&digest, now)).ok_or(OpenError::NotFound)
+    }
+
+    /// The sender's delete of the message under `raw_id`, for the holder of its receipt
+    /// `token`: the message is destroyed unread if a view is left. The answer is the receipt
+    /// afterwards: `Deleted` when this or an earlier delete destroyed it, `Read` when every
+    /// view had been spent first (the delete lost the race, or came late).
+    ///
+    /// # Errors
+    /// As [`Vault::receipt`].
+    pub async fn delete(&self, raw_id: &str, token: &str) -> Result<Receipt, OpenError> {
+        let (id, digest) = Self::receipt_key(raw_id, token)?;
+        let receipt = self.store.delete(&id, &digest, self.clock.now()).await.map_err(OpenError::Store)?;
+        receipt.ok_or(OpenError::NotFound)
+    }
+
+    fn receipt_key(raw_id: &str, token: &str) -> Result<(MessageId, ReceiptDigest), OpenError> {
+        let id = MessageId::parse(raw_id).ok_or(OpenError::NotFound)?;
+        if token.is_empty() || token.len() > ReceiptDigest::MAX_TOKEN_LEN {
             return Err(OpenError::NotFound);
         }
-        Ok(stored.message)
+        Ok((id, ReceiptDigest::of(token)))
     }
 
     /// Succeeds when the store answers.
@@ -296,6 +365,12 @@ impl Vault {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
+}
+
+/// The store refuses an expired message itself ([`MessageStore::spend_view`]); this is the
+/// domain's own check that it did, since the domain, not a backend, decides expiry.
+fn unexpired(viewed: Option<Viewed>, now: UnixMillis) -> Result<Viewed, OpenError> {
+    viewed.filter(|v| now < v.expires_at).ok_or(OpenError::NotFound)
 }
 
 fn limited(retry_after_ms: Option<u64>, limit: RateLimit) -> AdmitError {
@@ -317,7 +392,7 @@ fn retry_after_secs(wait_ms: Option<u64>, limit: RateLimit) -> u64 {
 mod tests {
     use super::*;
     use crate::testkit::{FixedIds, LogLimiter, ManualClock, MapStore, NoLimit};
-    use crate::Limits;
+    use crate::{Limits, ReceiptState};
     use futures::executor::block_on;
 
     fn vault_with(ids: &[&str], policy: Policy) -> (Vault, Arc<ManualClock>, Arc<MapStore>) {
@@ -328,7 +403,7 @@ mod tests {
     }
 
     fn draft(text: &str, ttl: Option<u64>) -> Draft {
-        Draft { message: text.into(), ttl_secs: ttl }
+        Draft { message: text.into(), ttl_secs: ttl, views: None }
     }
 
     #[test]
@@ -337,7 +412,7 @@ mod tests {
         let created = block_on(vault.create(draft("secret", None))).unwrap();
         assert_eq!(created.id.as_str(), "aaaaa");
         assert_eq!(created.expires_at, 1_000_000 + 86_400_000);
-        assert_eq!(block_on(vault.open("aaaaa")).unwrap().as_str(), "secret");
+        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_str(), "secret");
         assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
     }
 
@@ -471,8 +546,19 @@ mod tests {
         async fn insert_new(&self, _: &MessageId, _: &StoredMessage, _: Ttl) -> Result<Inserted, StoreError> {
             unreachable!("the vault awaited a store that answers at once")
         }
-        async fn take(&self, _: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        async fn spend_view(&self, _: &MessageId, _: UnixMillis) -> Result<Option<Viewed>, StoreError> {
             unreachable!("the vault awaited a store that answers at once")
+        }
+        async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<crate::Record>, StoreError> {
+            self.store.record(id, now).await
+        }
+        async fn delete(
+            &self,
+            id: &MessageId,
+            receipt: &ReceiptDigest,
+            now: UnixMillis,
+        ) -> Result<Option<Receipt>, StoreError> {
+            self.store.delete(id, receipt, now).await
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
@@ -485,8 +571,8 @@ mod tests {
         ) -> Option<Result<Inserted, StoreError>> {
             self.store.insert_new(id, message, ttl).now_or_never()
         }
-        fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
-            self.store.take(id).now_or_never()
+        fn spend_view_at_once(&self, id: &MessageId, now: UnixMillis) -> Option<Result<Option<Viewed>, StoreError>> {
+            self.store.spend_view(id, now).now_or_never()
         }
     }
 
@@ -521,7 +607,7 @@ mod tests {
         // The second draw is taken: retried at once too.
         let second = block_on(vault.create(draft("two", None))).unwrap();
         assert_eq!((first.id.as_str(), second.id.as_str()), ("aaaaa", "bbbbb"));
-        assert_eq!(block_on(vault.open("aaaaa")).unwrap().as_str(), "one");
+        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_str(), "one");
         assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
         assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
         assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
@@ -582,6 +668,52 @@ mod tests {
         block_on(v.open_counted(|| "reader", "zzzzz")).unwrap().unwrap_err();
         assert!(block_on(v.open_counted(|| "reader", "aaaaa")).is_err(), "limited");
         let read = block_on(v.open_counted(|| "someone else", "aaaaa")).unwrap().unwrap();
-        assert_eq!(read.as_str(), "keep me");
+        assert_eq!(read.message.as_str(), "keep me");
+    }
+
+    fn with_views(text: &str, views: Option<u64>) -> Draft {
+        Draft { message: text.into(), ttl_secs: None, views }
+    }
+
+    #[test]
+    fn a_message_of_n_views_is_read_n_times() {
+        let (vault, _, _) = vault_with(&["aaaaa"], Policy::default());
+        let created = block_on(vault.create(with_views("team", Some(3)))).unwrap();
+        assert_eq!(created.views, 3);
+        let left: Vec<u32> = (0..3).map(|_| block_on(vault.open("aaaaa")).unwrap().views_left).collect();
+        assert_eq!(left, [2, 1, 0]);
+        assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
+    }
+
+    #[test]
+    fn views_outside_the_range_are_refused_before_the_store_is_touched() {
+        let (vault, _, store) = vault_with(&["aaaaa"], Policy::default());
+        for bad in [0, 101, u64::from(u32::MAX) + 2] {
+            assert_eq!(block_on(vault.create(with_views("x", Some(bad)))), Err(CreateError::Views { max: 100 }));
+        }
+        assert_eq!(store.len(), 0);
+        assert_eq!(block_on(vault.create(with_views("x", Some(100)))).unwrap().views, 100);
+    }
+
+    #[test]
+    fn the_receipt_token_shows_the_receipt_and_deletes_and_nothing_else_does() {
+        let (vault, clock, _) = vault_with(&["aaaaa"], Policy::default());
+        let created = block_on(vault.create(with_views("mine", Some(2)))).unwrap();
+        assert!(created.receipt.len() >= 22, "at least 128 bits");
+        assert!(!format!("{created:?}").contains(&created.receipt), "the token is never in Debug");
+        assert_eq!(block_on(vault.receipt("aaaaa", &created.receipt)).unwrap().state, ReceiptState::Unread);
+        for wrong in ["", "receipt", &"x".repeat(10_000)] {
+            assert_eq!(block_on(vault.receipt("aaaaa", wrong)), Err(OpenError::NotFound));
+            assert_eq!(block_on(vault.delete("aaaaa", wrong)), Err(OpenError::NotFound));
+        }
+        clock.advance(5);
+        block_on(vault.open("aaaaa")).unwrap();
+        let receipt = block_on(vault.receipt("aaaaa", &created.receipt)).unwrap();
+        assert_eq!((receipt.state, receipt.views_left, receipt.read_at), (ReceiptState::Read, 1, vec![1_000_005]));
+        let deleted = block_on(vault.delete("aaaaa", &created.receipt)).unwrap();
+        assert_eq!((deleted.state, deleted.views_left), (ReceiptState::Deleted, 0));
+        assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
+        clock.advance(86_400_000);
+        assert_eq!(block_on(vault.receipt("aaaaa", &created.receipt)), Err(OpenError::NotFound), "gone at expiry");
     }
 }
