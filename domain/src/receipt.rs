@@ -159,9 +159,10 @@ impl Record {
         now >= self.expires_at
     }
 
-    /// Views that can still be spent.
+    /// Views that can still be spent. (The message is held exactly while this is above 0;
+    /// it is not looked at here, since [`crate::MessageStore::record`] may leave it out.)
     pub fn views_left(&self) -> u32 {
-        if self.deleted || self.message.is_none() {
+        if self.deleted {
             0
         } else {
             self.views.saturating_sub(self.read_at.len() as u32)

@@ -1,22 +1,37 @@
 use crate::{shard_of, SHARDS};
 use async_trait::async_trait;
-use crypt_domain::{Clock, Inserted, MessageId, MessageStore, StoreError, StoredMessage, Ttl};
+use crypt_domain::{
+    Clock, Inserted, MessageId, MessageStore, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl,
+    UnixMillis, Viewed,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Bytes charged per message on top of its text and id: the map slot, the `String` headers
-/// and allocator rounding. An estimate, so the capacity bounds real memory, not just payload.
+/// Bytes charged per record on top of its text, id and receipt: the map slot, the `String`
+/// and `Vec` headers and allocator rounding. An estimate, so the capacity bounds real memory,
+/// not just payload.
 const ENTRY_OVERHEAD: usize = 96;
+
+/// Bytes a record keeps after its message is gone: the id, the overhead and room for one
+/// instant per view (reserved at insert, so spending a view never needs room that may not be
+/// there).
+fn receipt_cost(id: &MessageId, views: u32) -> usize {
+    id.as_str().len() + ENTRY_OVERHEAD + 8 * views as usize
+}
 
 /// Messages in this process's memory, bounded by a byte capacity.
 ///
 /// When the capacity would be exceeded, `insert_new` answers [`StoreError::Full`]: an unread
-/// message is never evicted to make room. Restarting the process loses every message.
+/// message is never evicted to make room. A message's bytes are given back at its last view or
+/// its delete; its receipt's (a hundred bytes or so) at its expiry. Restarting the process
+/// loses every message.
 pub struct MemoryStore {
-    /// One lock per shard, held only for a map operation, never across an await.
-    shards: Box<[Mutex<HashMap<MessageId, StoredMessage>>]>,
-    /// Bytes charged for stored messages, reserved before an insert so concurrent inserts
+    /// One lock per shard, held only for a map operation, never across an await: each change
+    /// to a record ([`Record::spend_view`], [`Record::delete`]) happens under it, so it is
+    /// atomic with the answer.
+    shards: Box<[Mutex<HashMap<MessageId, Record>>]>,
+    /// Bytes charged for stored records, reserved before an insert so concurrent inserts
     /// cannot overshoot the capacity together.
     used: AtomicUsize,
     capacity: usize,
@@ -33,18 +48,21 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-fn cost(id: &MessageId, m: &StoredMessage) -> usize {
-    id.as_str().len() + m.message.len() + ENTRY_OVERHEAD
+/// What a record is charged: its receipt's bytes, and its message's while it holds one.
+fn cost(id: &MessageId, r: &Record) -> usize {
+    receipt_cost(id, r.views) + r.message.as_ref().map_or(0, |m| m.len())
 }
 
 impl MemoryStore {
-    /// An empty store holding at most `capacity_bytes` (text, ids and per-entry overhead).
+    /// An empty store holding at most `capacity_bytes` (text, ids, receipts and per-entry
+    /// overhead).
     pub fn new(capacity_bytes: usize, clock: Arc<dyn Clock>) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         Self { shards, used: AtomicUsize::new(0), capacity: capacity_bytes, clock }
     }
 
-    /// Messages held, expired or not.
+    /// Records held (messages, and receipts of messages already read or deleted), expired or
+    /// not.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
@@ -59,7 +77,7 @@ impl MemoryStore {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Removes every expired message and frees its bytes; returns how many were removed.
+    /// Removes every expired record and frees its bytes; returns how many were removed.
     /// Locks one shard at a time, so readers and writers of other shards are not held up.
     pub fn sweep(&self) -> usize {
         let now = self.clock.now();
@@ -67,10 +85,10 @@ impl MemoryStore {
         for shard in self.shards.iter() {
             let mut map = lock(shard);
             let mut freed = 0;
-            map.retain(|id, m| {
-                let keep = !m.is_expired(now);
+            map.retain(|id, r| {
+                let keep = !r.is_expired(now);
                 if !keep {
-                    freed += cost(id, m);
+                    freed += cost(id, r);
                     removed += 1;
                 }
                 keep
@@ -95,8 +113,27 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, id: &MessageId) -> MutexGuard<'_, HashMap<MessageId, StoredMessage>> {
+    fn shard(&self, id: &MessageId) -> MutexGuard<'_, HashMap<MessageId, Record>> {
         lock(&self.shards[shard_of(id.as_str().as_bytes())])
+    }
+
+    /// Applies `change` to the live record under `id` under its shard's lock, and gives back
+    /// the bytes of a message the change dropped. An expired record is removed instead.
+    fn change<T>(&self, id: &MessageId, now: UnixMillis, change: impl FnOnce(&mut Record) -> Option<T>) -> Option<T> {
+        let mut map = self.shard(id);
+        let record = map.get_mut(id)?;
+        if record.is_expired(now) {
+            let gone = map.remove(id).map_or(0, |r| cost(id, &r));
+            drop(map);
+            self.release(gone);
+            return None;
+        }
+        let before = cost(id, record);
+        let answer = change(record);
+        let after = cost(id, record);
+        drop(map);
+        self.release(before - after);
+        answer
     }
 }
 
@@ -108,7 +145,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl MemoryStore {
     fn insert_now(&self, id: &MessageId, message: &StoredMessage) -> Result<Inserted, StoreError> {
-        let bytes = cost(id, message);
+        let record = Record::new(message);
+        let bytes = cost(id, &record);
         self.reserve(bytes)?;
         let now = self.clock.now();
         let mut map = self.shard(id);
@@ -119,7 +157,8 @@ impl MemoryStore {
                 Ok(Inserted::Taken)
             }
             _ => {
-                if let Some(old) = map.insert(id.clone(), message.clone()) {
+                if let Some(old) = map.insert(id.clone(), record) {
+                    drop(map);
                     self.release(cost(id, &old));
                 }
                 Ok(Inserted::Stored)
@@ -127,12 +166,8 @@ impl MemoryStore {
         }
     }
 
-    fn take_now(&self, id: &MessageId) -> Option<StoredMessage> {
-        let taken = self.shard(id).remove(id);
-        if let Some(m) = &taken {
-            self.release(cost(id, m));
-        }
-        taken
+    fn spend_now(&self, id: &MessageId, now: UnixMillis) -> Option<Viewed> {
+        self.change(id, now, |r| r.spend_view(now))
     }
 }
 
@@ -145,8 +180,29 @@ impl MessageStore for MemoryStore {
         self.insert_now(id, message)
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.take_now(id))
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError> {
+        Ok(self.spend_now(id, now))
+    }
+
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
+        let map = self.shard(id);
+        // The receipt only: the message is not copied out.
+        Ok(map.get(id).filter(|r| !r.is_expired(now)).map(|r| Record { message: None, ..r.clone() }))
+    }
+
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError> {
+        Ok(self.change(id, now, |r| {
+            if !r.owned_by(receipt, now) {
+                return None;
+            }
+            r.delete();
+            Some(r.receipt())
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -162,8 +218,8 @@ impl MessageStore for MemoryStore {
         Some(self.insert_now(id, message))
     }
 
-    fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
-        Some(Ok(self.take_now(id)))
+    fn spend_view_at_once(&self, id: &MessageId, now: UnixMillis) -> Option<Result<Option<Viewed>, StoreError>> {
+        Some(Ok(self.spend_now(id, now)))
     }
 }
 
@@ -184,7 +240,7 @@ mod tests {
     crypt_domain::store_contract!(fresh(), wall_clock_now());
 
     fn msg(text: &str, expires_at: u64) -> StoredMessage {
-        StoredMessage { message: Message::new(text.into(), &Policy::default()).unwrap(), expires_at }
+        StoredMessage::new(Message::new(text.into(), &Policy::default()).unwrap(), expires_at)
     }
 
     fn id(s: &str) -> MessageId {
@@ -198,14 +254,16 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_refuses_and_keeps_what_it_has() {
         let clock = Arc::new(ManualClock::new(0));
-        let store = MemoryStore::new(2 * (5 + 100 + ENTRY_OVERHEAD), clock);
+        // Room for two messages, and a third's receipt but not its text.
+        let store = MemoryStore::new(2 * (5 + 100 + 8 + ENTRY_OVERHEAD) + 5 + 8 + ENTRY_OVERHEAD, clock);
         let text = "x".repeat(100);
         assert_eq!(store.insert_new(&id("aaaaa"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
         assert_eq!(store.insert_new(&id("bbbbb"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
         assert_eq!(store.insert_new(&id("ccccc"), &msg(&text, 10), ttl()).await, Err(StoreError::Full));
         assert_eq!(store.len(), 2);
-        // Reading one frees its room.
-        assert!(store.take(&id("aaaaa")).await.unwrap().is_some());
+        // Reading one frees its message's room, not its receipt's.
+        assert!(store.spend_view(&id("aaaaa"), 0).await.unwrap().is_some());
+        assert_eq!(store.used_bytes(), 2 * (5 + 8 + ENTRY_OVERHEAD) + 100);
         assert_eq!(store.insert_new(&id("ccccc"), &msg(&text, 10), ttl()).await, Ok(Inserted::Stored));
     }
 
@@ -227,7 +285,7 @@ mod tests {
         clock.advance(1_000);
         assert_eq!(store.sweep(), 1);
         assert_eq!(store.len(), 1);
-        assert_eq!(store.used_bytes(), cost(&id("longr"), &msg("b", 5_000)));
+        assert_eq!(store.used_bytes(), cost(&id("longr"), &Record::new(&msg("b", 5_000))));
         clock.advance(4_000);
         assert_eq!(store.sweep(), 1);
         assert_eq!(store.used_bytes(), 0);
@@ -240,7 +298,10 @@ mod tests {
         store.insert_new(&id("reuse"), &msg("old", 1_000), ttl()).await.unwrap();
         clock.advance(1_000);
         assert_eq!(store.insert_new(&id("reuse"), &msg("new", 9_000), ttl()).await, Ok(Inserted::Stored));
-        assert_eq!(store.take(&id("reuse")).await.unwrap().unwrap().message.as_str(), "new");
+        assert_eq!(store.spend_view(&id("reuse"), 1_000).await.unwrap().unwrap().message.as_str(), "new");
+        assert_eq!(store.used_bytes(), receipt_cost(&id("reuse"), 1), "the receipt is charged until its expiry");
+        clock.advance(8_000);
+        assert_eq!(store.sweep(), 1);
         assert_eq!(store.used_bytes(), 0);
     }
 
@@ -256,7 +317,7 @@ mod tests {
                     let (store, key, barrier) = (store.clone(), key.clone(), barrier.clone());
                     std::thread::spawn(move || {
                         barrier.wait();
-                        futures::executor::block_on(store.take(&key)).unwrap().is_some()
+                        futures::executor::block_on(store.spend_view(&key, 0)).unwrap().is_some()
                     })
                 })
                 .collect();
