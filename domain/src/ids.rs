@@ -2,9 +2,9 @@
 
 /// Paths the service answers itself (SPEC Part 2 item 5). No generated id may ever equal one
 /// of them, whatever the configured id length, or a message could become unreadable behind an
-/// operations or page route. (`s` and `openapi.json` cannot be drawn from an alphabet of 5 or
+/// operations or page route. (`s`, `r` and `openapi.json` cannot be drawn from an alphabet of 5 or
 /// more letters and digits anyway; they are listed so the rule reads as the SPEC states it.)
-pub const RESERVED_NAMES: [&str; 6] = ["healthz", "readyz", "metrics", "openapi.json", "s", "assets"];
+pub const RESERVED_NAMES: [&str; 7] = ["healthz", "readyz", "metrics", "openapi.json", "s", "r", "assets"];
 
 /// True when `candidate` is one of [`RESERVED_NAMES`].
 pub fn is_reserved(candidate: &str) -> bool {
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn reserved_names_are_recognised() {
-        for name in ["healthz", "metrics", "assets", "openapi.json", "s"] {
+        for name in ["healthz", "metrics", "assets", "openapi.json", "s", "r"] {
             assert!(is_reserved(name), "{name}");
         }
         assert!(!is_reserved("Healthz"));

@@ -140,7 +140,10 @@ impl Policy {
             return fail("CRYPT_MAX_MESSAGE_BYTES", "must be at least 1".into());
         }
         if !(1..=Self::MAX_VIEWS_CEILING).contains(&l.max_views) {
-            return fail("CRYPT_MAX_VIEWS", format!("must be from 1 to {}, not {}", Self::MAX_VIEWS_CEILING, l.max_views));
+            return fail(
+                "CRYPT_MAX_VIEWS",
+                format!("must be from 1 to {}, not {}", Self::MAX_VIEWS_CEILING, l.max_views),
+            );
         }
         if l.min_ttl_secs == 0 {
             return fail("CRYPT_MIN_TTL_SECS", "must be at least 1".into());

@@ -229,7 +229,8 @@ impl Record {
         out.push(FORMAT_V2);
         out.extend_from_slice(&self.expires_at.to_be_bytes());
         out.extend_from_slice(&self.views.to_be_bytes());
-        let flags = u8::from(self.deleted) | u8::from(self.receipt.is_some()) << 1 | u8::from(self.message.is_some()) << 2;
+        let flags =
+            u8::from(self.deleted) | u8::from(self.receipt.is_some()) << 1 | u8::from(self.message.is_some()) << 2;
         out.push(flags);
         if let Some(digest) = &self.receipt {
             out.extend_from_slice(digest.as_bytes());

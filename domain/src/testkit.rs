@@ -7,8 +7,8 @@
 
 use crate::{
     Clock, Counted, CountingStore, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy,
-    RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage,
-    Ttl, UnixMillis, Viewed, WindowLog,
+    RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage, Ttl,
+    UnixMillis, Viewed, WindowLog,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -307,7 +307,12 @@ pub mod store {
         let receipt = receipt.receipt_for(&receipt_of("three"), now + 5000).expect("the receipt outlives the message");
         assert_eq!(
             receipt,
-            Receipt { state: ReceiptState::Read, views_left: 0, read_at: vec![now, now + 1000, now + 2000], expires_at: later(now) }
+            Receipt {
+                state: ReceiptState::Read,
+                views_left: 0,
+                read_at: vec![now, now + 1000, now + 2000],
+                expires_at: later(now)
+            }
         );
     }
 
@@ -344,7 +349,11 @@ pub mod store {
         s.insert_new(&id("Del01"), &with_views("delete me", later(now), 3), ttl()).await.unwrap();
         s.spend_view(&id("Del01"), now).await.unwrap().unwrap();
         assert_eq!(s.delete(&id("Del01"), &receipt_of("someone else"), now).await.unwrap(), None);
-        assert_eq!(s.spend_view(&id("Del01"), now + 1).await.unwrap().unwrap().views_left, 1, "a wrong receipt deleted it");
+        assert_eq!(
+            s.spend_view(&id("Del01"), now + 1).await.unwrap().unwrap().views_left,
+            1,
+            "a wrong receipt deleted it"
+        );
         let deleted = s.delete(&id("Del01"), &receipt_of("delete me"), now + 2).await.unwrap().expect("deleted");
         let want = Receipt {
             state: ReceiptState::Deleted,
@@ -380,13 +389,15 @@ pub mod store {
     /// Many concurrent reads of one id with N views: exactly N get the message, their answers
     /// count down from N-1 to 0, and the receipt holds N instants.
     async fn concurrent_views_yield_exactly_n(s: &dyn MessageStore, now: UnixMillis) {
-        for (round, views) in [1u32, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 7, 7, 7, 15, 16].into_iter().enumerate() {
+        for (round, views) in [1u32, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 7, 7, 7, 15, 16].into_iter().enumerate()
+        {
             let key = id(&format!("Race{round:02}"));
             s.insert_new(&key, &with_views("only n times", later(now), views), ttl()).await.unwrap();
             let spends = (0..16).map(|_| s.spend_view(&key, now));
             let got = futures::future::join_all(spends).await;
             assert!(got.iter().all(|r| r.is_ok()));
-            let mut left: Vec<u32> = got.iter().filter_map(|r| r.as_ref().unwrap().as_ref().map(|v| v.views_left)).collect();
+            let mut left: Vec<u32> =
+                got.iter().filter_map(|r| r.as_ref().unwrap().as_ref().map(|v| v.views_left)).collect();
             left.sort_unstable();
             assert_eq!(left, (0..views).collect::<Vec<_>>(), "round {round}: {views} views");
             let record = s.record(&key, now).await.unwrap().unwrap();

@@ -55,20 +55,25 @@ impl TokenHashes {
     /// True when the request carries `Authorization: Bearer <token>` (the scheme in any case)
     /// with a token whose hash is configured.
     pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(token) = bearer(headers) else {
             return false;
         };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return false;
-        };
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return false;
         }
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every hash is compared, whichever matches, so the time taken says nothing.
         self.0.iter().fold(subtle::Choice::from(0), |found, hash| found | hash.ct_eq(&presented)).into()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, spaces
+/// around either part ignored); `None` when there is no such header, or it names another
+/// scheme or none. The token may be empty.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 #[cfg(test)]

@@ -71,8 +71,8 @@ impl Cors {
         *resp.status_mut() = StatusCode::NO_CONTENT;
         *resp.headers_mut() = HeaderMap::with_capacity(8);
         let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Authorization"));
         h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
         resp
     }

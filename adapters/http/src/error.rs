@@ -36,6 +36,11 @@ pub enum ApiError {
         /// Largest allowed value.
         max: u64,
     },
+    /// `views` is not a whole number in the allowed range.
+    InvalidViews {
+        /// Largest allowed value.
+        max: u32,
+    },
     /// The message is over the size limit.
     MessageTooLarge {
         /// The limit, in bytes of UTF-8.
@@ -79,9 +84,10 @@ impl ApiError {
     /// The status code.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson(_) | ApiError::MessageRequired(_) | ApiError::InvalidTtl { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidJson(_)
+            | ApiError::MessageRequired(_)
+            | ApiError::InvalidTtl { .. }
+            | ApiError::InvalidViews { .. } => StatusCode::BAD_REQUEST,
             ApiError::Body(BodyRejection::Malformed) => StatusCode::BAD_REQUEST,
             ApiError::Body(BodyRejection::TooLarge) | ApiError::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Body(BodyRejection::TimedOut) => StatusCode::REQUEST_TIMEOUT,
@@ -102,6 +108,9 @@ impl ApiError {
             ApiError::MessageRequired(_) => "Field 'message' is required and cannot be empty",
             ApiError::InvalidTtl { min, max } => {
                 return Cow::Owned(format!("Field 'ttl' must be a whole number of seconds from {min} to {max}"))
+            }
+            ApiError::InvalidViews { max } => {
+                return Cow::Owned(format!("Field 'views' must be a whole number from 1 to {max}"))
             }
             ApiError::MessageTooLarge { max, .. } => return Cow::Owned(too_large(*max)),
             ApiError::Body(BodyRejection::TooLarge) => "Request body too large",
@@ -222,6 +231,7 @@ impl From<CreateError> for ApiError {
             CreateError::Message(MessageError::Empty) => ApiError::MessageRequired(ParseError::MessageBlank),
             CreateError::Message(MessageError::TooLarge { max, actual }) => ApiError::MessageTooLarge { max, actual },
             CreateError::Ttl(range) => ApiError::InvalidTtl { min: range.min, max: range.max },
+            CreateError::Views { max } => ApiError::InvalidViews { max },
             CreateError::NoUniqueId { attempts } => {
                 tracing::error!(attempts, "no unused id found; consider a longer CRYPT_ID_LENGTH");
                 ApiError::NoUniqueId { attempts }

@@ -7,27 +7,55 @@
 
 use bytes::Bytes;
 
-/// `{"id":"…","expires_at":"…"}`. Neither value is escaped: an id is ASCII letters and digits by
-/// construction, and a timestamp is digits and separators.
-pub(crate) fn created(id: &str, expires_at: &str) -> Bytes {
-    debug_assert!(id.bytes().chain(expires_at.bytes()).all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
-    let mut out = Vec::with_capacity(27 + id.len() + expires_at.len());
+/// `{"id":"…","expires_at":"…","receipt":"…"}`. No value is escaped: an id and a receipt are
+/// ASCII letters and digits by construction, and a timestamp is digits and separators.
+pub(crate) fn created(id: &str, expires_at: &str, receipt: &str) -> Bytes {
+    debug_assert!(id
+        .bytes()
+        .chain(expires_at.bytes())
+        .chain(receipt.bytes())
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+    let mut out = Vec::with_capacity(40 + id.len() + expires_at.len() + receipt.len());
     out.extend_from_slice(br#"{"id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","expires_at":""#);
     out.extend_from_slice(expires_at.as_bytes());
+    out.extend_from_slice(br#"","receipt":""#);
+    out.extend_from_slice(receipt.as_bytes());
     out.extend_from_slice(br#""}"#);
     Bytes::from(out)
 }
 
-/// `{"message":"…"}` with the text escaped as JSON requires.
-pub(crate) fn message(text: &str) -> Bytes {
+/// `{"message":"…","views_left":k}` with the text escaped as JSON requires.
+pub(crate) fn message(text: &str, views_left: u32) -> Bytes {
     // Room for the frame and a few escapes; a text full of them grows the buffer once or twice.
-    let mut out = Vec::with_capacity(text.len() + text.len() / 16 + 16);
+    let mut out = Vec::with_capacity(text.len() + text.len() / 16 + 32);
     out.extend_from_slice(br#"{"message":"#);
     push_string(&mut out, text);
+    out.extend_from_slice(br#","views_left":"#);
+    out.extend_from_slice(views_left.to_string().as_bytes());
     out.push(b'}');
     Bytes::from(out)
+}
+
+/// A receipt (SPEC Part 2 item 10): `{"state":…,"views_left":…,"read_at":[…],"expires_at":…}`.
+/// Never the message. Rare enough for serde.
+pub(crate) fn receipt(receipt: &crypt_domain::Receipt) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        state: &'a str,
+        views_left: u32,
+        read_at: Vec<String>,
+        expires_at: String,
+    }
+    let body = Body {
+        state: receipt.state.as_str(),
+        views_left: receipt.views_left,
+        read_at: receipt.read_at.iter().map(|&at| crate::format_rfc3339(at)).collect(),
+        expires_at: crate::format_rfc3339(receipt.expires_at),
+    };
+    // Serializing strings and a number cannot fail.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -105,15 +133,16 @@ mod tests {
         #[derive(serde::Serialize)]
         struct MessageBody<'a> {
             message: &'a str,
+            views_left: u32,
         }
-        serde_json::to_vec(&MessageBody { message: text }).unwrap()
+        serde_json::to_vec(&MessageBody { message: text, views_left: 0 }).unwrap()
     }
 
     #[test]
     fn every_single_character_is_escaped_as_serde_json_escapes_it() {
         for c in (0u32..0x300).chain([0x2028, 0x2029, 0xfeff, 0x1f600]).filter_map(char::from_u32) {
             let text = c.to_string();
-            assert_eq!(message(&text), serde_message(&text), "U+{:04X}", c as u32);
+            assert_eq!(message(&text, 0), serde_message(&text), "U+{:04X}", c as u32);
         }
     }
 
@@ -125,7 +154,7 @@ mod tests {
                 for pos in 0..len {
                     let text: String =
                         (0..len).map(|i| if i == pos { special } else { (b'a' + (i % 26) as u8) as char }).collect();
-                    assert_eq!(message(&text), serde_message(&text), "{special:?} at {pos} of {len}");
+                    assert_eq!(message(&text, 0), serde_message(&text), "{special:?} at {pos} of {len}");
                 }
             }
         }
@@ -143,7 +172,7 @@ mod tests {
             &"\"\\\n".repeat(1000),
         ];
         for text in texts {
-            assert_eq!(message(text), serde_message(text), "{:?}", &text[..text.len().min(40)]);
+            assert_eq!(message(text, 0), serde_message(text), "{:?}", &text[..text.len().min(40)]);
         }
     }
 
@@ -179,8 +208,15 @@ mod tests {
         struct CreatedBody<'a> {
             id: &'a str,
             expires_at: &'a str,
+            receipt: &'a str,
         }
-        let (id, at) = ("aB3xZ", "2026-11-23T01:02:03Z");
-        assert_eq!(created(id, at), serde_json::to_vec(&CreatedBody { id, expires_at: at }).unwrap());
+        let (id, at, receipt) = ("aB3xZ", "2026-11-23T01:02:03Z", "Q2x9ZkP0aLm3Nq7Rt5Vw8Yb1Cd4Ef6Gh");
+        assert_eq!(created(id, at, receipt), serde_json::to_vec(&CreatedBody { id, expires_at: at, receipt }).unwrap());
+    }
+
+    #[test]
+    fn views_left_is_written_as_a_number() {
+        assert_eq!(&message("x", 42)[..], br#"{"message":"x","views_left":42}"#);
+        assert_eq!(&message("x", u32::MAX)[..], br#"{"message":"x","views_left":4294967295}"#);
     }
 }

@@ -320,6 +320,7 @@ impl Api {
                 },
                 (Route::OpenApi, &Method::GET) => Ok(openapi()),
                 (Route::Reveal, &Method::GET) => Ok(self.pages.reveal()),
+                (Route::ReceiptPage, &Method::GET) => Ok(self.pages.receipt()),
                 (Route::Asset(name), &Method::GET) => self.pages.asset(name).ok_or(ApiError::RouteNotFound),
                 _ => Err(ApiError::MethodNotAllowed { allow: "GET, OPTIONS" }),
             };
@@ -333,16 +334,28 @@ impl Api {
         // A create and a read are counted by the vault together with their store operation
         // (one Redis round trip); every other request is counted here first.
         match (route, method) {
-            (Route::Root, &Method::POST) => self.create(headers, &body, key).await,
-            (Route::Message(id), &Method::GET) => self.open(id, key).await,
-            (route, _) => {
-                self.vault.admit(key).await?;
-                Err(match route {
-                    Route::Root => ApiError::MethodNotAllowed { allow: "POST, OPTIONS" },
-                    Route::Message(_) => ApiError::MethodNotAllowed { allow: "GET, OPTIONS" },
-                    _ => ApiError::RouteNotFound,
-                })
+            (Route::Root, &Method::POST) => return self.create(headers, &body, key).await,
+            (Route::Message(id), &Method::GET) => return self.open(id, key).await,
+            _ => {}
+        }
+        self.vault.admit(key).await?;
+        // The sender's requests (SPEC Part 2 item 10). Without a receipt token each answers
+        // what Part 1 does, and a wrong token answers the same as a missing message, so a
+        // stranger learns nothing about an id.
+        let receipt = headers.contains_key(http::header::AUTHORIZATION).then(|| auth::bearer(headers).unwrap_or(""));
+        match (route, method, receipt) {
+            (Route::Receipt(id), &Method::GET, Some(token)) => match self.vault.receipt(id, token).await {
+                Ok(receipt) => Ok(response(StatusCode::OK, json_out::receipt(&receipt))),
+                Err(crypt_domain::OpenError::NotFound) => Err(ApiError::RouteNotFound),
+                Err(e) => Err(e.into()),
+            },
+            (Route::Message(id), &Method::DELETE, Some(token)) => {
+                let receipt = self.vault.delete(id, token).await?;
+                Ok(response(StatusCode::OK, json_out::receipt(&receipt)))
             }
+            (Route::Root, _, _) => Err(ApiError::MethodNotAllowed { allow: "POST, OPTIONS" }),
+            (Route::Message(_), _, _) => Err(ApiError::MethodNotAllowed { allow: "GET, OPTIONS" }),
+            _ => Err(ApiError::RouteNotFound),
         }
     }
 
@@ -365,12 +378,12 @@ impl Api {
         };
         let created = self.vault.create_counted(key, draft).await??;
         let expires_at = format_rfc3339(created.expires_at);
-        Ok(response(StatusCode::OK, json_out::created(created.id.as_str(), &expires_at)))
+        Ok(response(StatusCode::OK, json_out::created(created.id.as_str(), &expires_at, &created.receipt)))
     }
 
     async fn open<K: AsRef<str>>(&self, raw_id: &str, key: impl FnOnce() -> K) -> Result<Response<Bytes>, ApiError> {
-        let message = self.vault.open_counted(key, raw_id).await??;
-        Ok(response(StatusCode::OK, json_out::message(message.as_str())))
+        let viewed = self.vault.open_counted(key, raw_id).await??;
+        Ok(response(StatusCode::OK, json_out::message(viewed.message.as_str(), viewed.views_left)))
     }
 }
 

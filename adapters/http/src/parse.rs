@@ -80,6 +80,7 @@ pub enum ParseError {
 struct CreateBody {
     message: Field<String>,
     ttl: Field<u64>,
+    views: Field<u64>,
 }
 
 impl<'de> serde::Deserialize<'de> for CreateBody {
@@ -101,6 +102,7 @@ impl<'de> serde::de::Visitor<'de> for CreateBodyVisitor {
             match key {
                 Key::Message => body.message = map.next_value()?,
                 Key::Ttl => body.ttl = map.next_value()?,
+                Key::Views => body.views = map.next_value()?,
                 Key::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -110,10 +112,11 @@ impl<'de> serde::de::Visitor<'de> for CreateBodyVisitor {
     }
 }
 
-/// A key of the create body: the two read, and every other.
+/// A key of the create body: the three read, and every other.
 enum Key {
     Message,
     Ttl,
+    Views,
     Other,
 }
 
@@ -129,6 +132,7 @@ impl<'de> serde::Deserialize<'de> for Key {
                 Ok(match v {
                     "message" => Key::Message,
                     "ttl" => Key::Ttl,
+                    "views" => Key::Views,
                     _ => Key::Other,
                 })
             }
@@ -233,7 +237,7 @@ fn kind_of(first: u8) -> JsonKind {
 /// Turns a create body into a [`Draft`], or says what is wrong with it, in the order the
 /// reference checks: JSON first, then `message`. A `ttl` that is not a whole number of seconds
 /// becomes `Some(0)`, which no policy allows (the smallest is 1), so the domain's one range
-/// check answers for it with the allowed range.
+/// check answers for it with the allowed range; `views` likewise.
 pub(crate) fn parse_draft(body: &[u8]) -> Result<Draft, ParseError> {
     let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ParseError::Empty);
@@ -266,7 +270,12 @@ pub(crate) fn parse_draft(body: &[u8]) -> Result<Draft, ParseError> {
         Field::Valid(secs) => Some(secs),
         Field::WrongType(_) => Some(0),
     };
-    Ok(Draft { message, ttl_secs })
+    let views = match fields.views {
+        Field::Absent => None,
+        Field::Valid(n) => Some(n),
+        Field::WrongType(_) => Some(0),
+    };
+    Ok(Draft { message, ttl_secs, views })
 }
 
 #[cfg(test)]
@@ -304,5 +313,17 @@ mod tests {
         assert_eq!(parse_draft(br#"{"message":"x"}"#).unwrap().ttl_secs, None);
         assert_eq!(parse_draft(br#"{"message":"x","ttl":90}"#).unwrap().ttl_secs, Some(90));
         assert_eq!(parse_draft(br#"{"message":"x","ttl":90.0}"#).unwrap().ttl_secs, Some(90));
+    }
+
+    #[test]
+    fn views_of_the_wrong_type_are_zero_and_whole_numbers_are_kept() {
+        for views in ["-1", "2.5", "\"3\"", "true", "null", "[3]", "{}", "1e300"] {
+            let d = parse_draft(format!(r#"{{"message":"x","views":{views}}}"#).as_bytes()).unwrap();
+            assert_eq!(d.views, Some(0), "{views}");
+        }
+        assert_eq!(parse_draft(br#"{"message":"x"}"#).unwrap().views, None);
+        assert_eq!(parse_draft(br#"{"message":"x","views":3}"#).unwrap().views, Some(3));
+        assert_eq!(parse_draft(br#"{"message":"x","views":3.0}"#).unwrap().views, Some(3));
+        assert_eq!(parse_draft(br#"{"message":"x","views":101}"#).unwrap().views, Some(101));
     }
 }

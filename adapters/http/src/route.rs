@@ -16,8 +16,12 @@ pub enum Route<'a> {
     /// `/{id}`, any path of exactly one segment: read and destroy. The id may have the wrong
     /// shape; that is a 404 later.
     Message(&'a str),
+    /// `/{id}/receipt`: the sender's receipt (SPEC Part 2 item 10), with the receipt token.
+    Receipt(&'a str),
     /// `/s/{id}`: the reveal page of a share link. It never touches the store.
     Reveal,
+    /// `/r/{id}`: the sender's receipt page. It never touches the store either.
+    ReceiptPage,
     /// `/assets/{name}`: a script or style of the pages.
     Asset(&'a str),
     /// A path of two or more segments (`/a/b`, and `/abcde/` too): no route serves it.
@@ -38,6 +42,8 @@ impl<'a> Route<'a> {
                 Some(rest) if !rest.contains('/') => Route::Message(rest),
                 Some(rest) => match rest.split_once('/') {
                     Some(("s", id)) if !id.is_empty() && !id.contains('/') => Route::Reveal,
+                    Some(("r", id)) if !id.is_empty() && !id.contains('/') => Route::ReceiptPage,
+                    Some((id, "receipt")) if !id.is_empty() => Route::Receipt(id),
                     Some(("assets", name)) if !name.is_empty() && !name.contains('/') => Route::Asset(name),
                     _ => Route::Unknown,
                 },
@@ -48,7 +54,16 @@ impl<'a> Route<'a> {
 
     /// An operations or page route: never rate limited, never touches a message.
     pub fn is_uncounted(&self) -> bool {
-        matches!(self, Route::Health | Route::Ready | Route::Metrics | Route::OpenApi | Route::Reveal | Route::Asset(_))
+        matches!(
+            self,
+            Route::Health
+                | Route::Ready
+                | Route::Metrics
+                | Route::OpenApi
+                | Route::Reveal
+                | Route::ReceiptPage
+                | Route::Asset(_)
+        )
     }
 
     /// A short label for logs and metrics: never the id itself.
@@ -60,7 +75,9 @@ impl<'a> Route<'a> {
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
             Route::Message(_) => "open",
+            Route::Receipt(_) => "receipt",
             Route::Reveal => "reveal-page",
+            Route::ReceiptPage => "receipt-page",
             Route::Asset(_) => "asset",
             Route::Unknown => "unknown",
         }
@@ -80,9 +97,27 @@ mod tests {
         assert_eq!(Route::of("/healthz"), Route::Health);
         assert_eq!(Route::of("/s/abcde"), Route::Reveal);
         assert_eq!(Route::of("/assets/reveal.js"), Route::Asset("reveal.js"));
-        for unknown in ["/a/b", "/abcde/", "//", "/a/b/c", "/s/", "/s/a/b", "/assets/", "/assets/a/b"] {
+        assert_eq!(Route::of("/abcde/receipt"), Route::Receipt("abcde"));
+        assert_eq!(Route::of("/r/abcde"), Route::ReceiptPage);
+        for unknown in [
+            "/a/b",
+            "/abcde/",
+            "//",
+            "/a/b/c",
+            "/s/",
+            "/s/a/b",
+            "/assets/",
+            "/assets/a/b",
+            "/r/",
+            "/r/a/b",
+            "//receipt",
+            "/abcde/receipt/",
+            "/abcde/receipts",
+            "/a/b/receipt",
+        ] {
             assert_eq!(Route::of(unknown), Route::Unknown, "{unknown}");
         }
         assert!(Route::Ready.is_uncounted() && Route::Reveal.is_uncounted() && !Route::Root.is_uncounted());
+        assert!(Route::ReceiptPage.is_uncounted() && !Route::Receipt("abcde").is_uncounted());
     }
 }

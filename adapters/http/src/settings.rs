@@ -176,6 +176,9 @@ pub struct Settings {
     /// Largest message in bytes of UTF-8.
     #[serde(rename = "CRYPT_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: usize,
+    /// The most views a create may ask for (SPEC Part 2 item 9).
+    #[serde(rename = "CRYPT_MAX_VIEWS")]
+    pub max_views: u32,
     /// Largest request body; reading stops there.
     #[serde(rename = "CRYPT_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
@@ -252,6 +255,7 @@ impl Default for Settings {
             id_alphabet: l.id_alphabet,
             id_attempts: l.id_attempts,
             max_message_bytes: l.max_message_bytes,
+            max_views: l.max_views,
             max_body_bytes: 1_048_576,
             default_ttl_secs: l.default_ttl_secs,
             min_ttl_secs: l.min_ttl_secs,
@@ -396,6 +400,7 @@ impl Settings {
             id_attempts: self.id_attempts,
             rate_limit_max,
             rate_limit_window_secs,
+            max_views: self.max_views,
         })
         .map_err(|e| SettingError::new(e.setting, e.why))?;
         if self.max_body_bytes < self.max_message_bytes {
@@ -468,7 +473,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 31);
+        assert_eq!(names.len(), 32);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }

@@ -32,7 +32,11 @@ fn create_answers_id_and_expiry() {
     let (api, _) = api(Policy::default());
     let resp = call(&api, "POST", "/", r#"{"message":"hi","ttl":60}"#);
     assert_eq!(resp.status(), 200);
-    assert_eq!(body(&resp), serde_json::json!({"id": "abcd1", "expires_at": "2026-11-22T21:55:25Z"}));
+    assert_eq!(
+        body(&resp),
+        serde_json::json!({"id": "abcd1", "expires_at": "2026-11-22T21:55:25Z", "receipt": body(&resp)["receipt"]})
+    );
+    assert_eq!(body(&resp)["receipt"].as_str().unwrap().len(), 32);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
     assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
 }
@@ -154,7 +158,10 @@ fn open_burns_and_second_read_is_404() {
     let (api, _) = api(Policy::default());
     call(&api, "POST", "/", r#"{"message":"burn me"}"#);
     let first = call(&api, "GET", "/abcd1", "");
-    assert_eq!((first.status(), body(&first)), (StatusCode::OK, serde_json::json!({"message": "burn me"})));
+    assert_eq!(
+        (first.status(), body(&first)),
+        (StatusCode::OK, serde_json::json!({"message": "burn me", "views_left": 0}))
+    );
     let second = call(&api, "GET", "/abcd1", "");
     assert_eq!(
         (second.status(), body(&second)),
@@ -183,7 +190,8 @@ fn methods_and_paths() {
     let pre = call(&api, "OPTIONS", "/anything/at/all", "");
     assert_eq!(pre.status(), 204);
     assert!(pre.headers().get(header::CONTENT_TYPE).is_none());
-    assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], "GET, POST, OPTIONS");
+    assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], "GET, POST, DELETE, OPTIONS");
+    assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS], "Content-Type, Authorization");
     assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
 
@@ -356,4 +364,125 @@ fn ipv4_keys_are_written_as_display_writes_them() {
         let ip: std::net::IpAddr = ip.parse().unwrap();
         assert_eq!(ClientInfo::Ip(ip).key(Ipv6Prefix::default()).as_ref(), ip.to_string());
     }
+}
+
+fn call_with(api: &Api, method: &str, path: &str, authorization: &str) -> Response<Bytes> {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, authorization)
+        .body(Bytes::new())
+        .unwrap();
+    block_on(api.handle(req, &ClientInfo::Ip("192.0.2.1".parse().unwrap())))
+}
+
+/// Status, headers but `date`, and body: what a stranger can compare.
+fn seen(r: &Response<Bytes>) -> (StatusCode, Vec<(String, String)>, Bytes) {
+    let mut headers: Vec<_> =
+        r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+    headers.sort();
+    (r.status(), headers, r.body().clone())
+}
+
+#[test]
+fn views_are_counted_down_and_bad_views_are_refused_with_the_range() {
+    let (api, store) = api(Policy::default());
+    for bad in ["0", "101", "\"3\"", "2.5", "-1", "true", "null", "[]", "1e30"] {
+        let r = call(&api, "POST", "/", &format!(r#"{{"message":"x","views":{bad}}}"#));
+        assert_eq!(
+            (r.status(), body(&r)["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("Field 'views' must be a whole number from 1 to 100")),
+            "{bad}"
+        );
+    }
+    assert!(store.is_empty());
+    assert_eq!(call(&api, "POST", "/", r#"{"message":"team","views":3}"#).status(), 200);
+    for left in [2, 1, 0] {
+        assert_eq!(body(&call(&api, "GET", "/abcd1", "")), serde_json::json!({"message": "team", "views_left": left}));
+    }
+    assert_eq!(call(&api, "GET", "/abcd1", "").status(), 404);
+    let narrow = Policy::new(Limits { max_views: 5, ..Limits::default() }).unwrap();
+    let r = call(&self::api(narrow).0, "POST", "/", r#"{"message":"x","views":6}"#);
+    assert_eq!(body(&r)["error"], "Field 'views' must be a whole number from 1 to 5");
+}
+
+#[test]
+fn the_receipt_shows_the_views_spent_and_deletes_unread() {
+    let (api, _) = api(Policy::default());
+    let created = body(&call(&api, "POST", "/", r#"{"message":"mine","views":2,"ttl":60}"#));
+    let bearer = format!("Bearer {}", created["receipt"].as_str().unwrap());
+    let r = call_with(&api, "GET", "/abcd1/receipt", &bearer);
+    assert_eq!(r.status(), 200);
+    let want =
+        serde_json::json!({"state": "unread", "views_left": 2, "read_at": [], "expires_at": "2026-11-22T21:55:25Z"});
+    assert_eq!(body(&r), want);
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    call(&api, "GET", "/abcd1", "");
+    let r = body(&call_with(&api, "GET", "/abcd1/receipt", &bearer));
+    assert_eq!((r["state"].as_str(), r["views_left"].as_u64()), (Some("read"), Some(1)));
+    assert_eq!(r["read_at"], serde_json::json!(["2026-11-22T21:54:25Z"]));
+    assert!(!r.to_string().contains("mine"), "never the message");
+    let deleted = call_with(&api, "DELETE", "/abcd1", &bearer);
+    assert_eq!((deleted.status(), body(&deleted)["state"].as_str()), (StatusCode::OK, Some("deleted")));
+    let again = call_with(&api, "DELETE", "/abcd1", &bearer);
+    assert_eq!((again.status(), body(&again)["state"].as_str()), (StatusCode::OK, Some("deleted")));
+    assert_eq!(call(&api, "GET", "/abcd1", "").status(), 404);
+    assert_eq!(body(&call_with(&api, "GET", "/abcd1/receipt", &bearer))["state"], "deleted");
+}
+
+#[test]
+fn without_the_receipt_every_answer_is_part_ones_and_says_nothing_of_the_id() {
+    let (api, _) = api(Policy::default());
+    let created = body(&call(&api, "POST", "/", r#"{"message":"read me"}"#));
+    call(&api, "GET", "/abcd1", "");
+    let other = created["receipt"].as_str().unwrap().to_owned() + "x";
+    let long = format!("Bearer {}", "a".repeat(10_240));
+    // abcd1 was stored and read; zzzzz never was: a stranger sees the same answers for both.
+    for id in ["abcd1", "zzzzz"] {
+        let no_token = call(&api, "GET", &format!("/{id}/receipt"), "");
+        assert_eq!((no_token.status(), body(&no_token)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")));
+        let delete = call(&api, "DELETE", &format!("/{id}"), "");
+        assert_eq!(
+            (delete.status(), delete.headers()[header::ALLOW].to_str().unwrap()),
+            (StatusCode::METHOD_NOT_ALLOWED, "GET, OPTIONS")
+        );
+        for wrong in ["", "Bearer", "Bearer ", "Basic abc", long.as_str(), &format!("Bearer {other}")] {
+            let r = call_with(&api, "GET", &format!("/{id}/receipt"), wrong);
+            assert_eq!(seen(&r), seen(&no_token), "{id} {wrong:.20}");
+            let r = call_with(&api, "DELETE", &format!("/{id}"), wrong);
+            assert_eq!((r.status(), body(&r)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Message not found")));
+        }
+    }
+    let never = call_with(&api, "DELETE", "/zzzzz", &format!("Bearer {other}"));
+    let read = call_with(&api, "DELETE", "/abcd1", &format!("Bearer {other}"));
+    assert_eq!(seen(&never), seen(&read));
+    let never = call_with(&api, "GET", "/zzzzz/receipt", &format!("Bearer {other}"));
+    let read = call_with(&api, "GET", "/abcd1/receipt", &format!("Bearer {other}"));
+    assert_eq!(seen(&never), seen(&read));
+}
+
+#[test]
+fn receipt_requests_count_against_the_rate_limit() {
+    let policy = Policy::new(Limits { rate_limit_max: 2, ..Limits::default() }).unwrap();
+    let (api, _) = api(policy);
+    let created = body(&call(&api, "POST", "/", r#"{"message":"x"}"#));
+    let bearer = format!("Bearer {}", created["receipt"].as_str().unwrap());
+    assert_eq!(call_with(&api, "GET", "/abcd1/receipt", &bearer).status(), 200);
+    let r = call_with(&api, "GET", "/abcd1/receipt", &bearer);
+    assert_eq!((r.status(), body(&r)["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("Rate limit exceeded")));
+    assert_eq!(call_with(&api, "DELETE", "/abcd1", &bearer).status(), 429);
+}
+
+#[test]
+fn a_failing_store_answers_the_sender_503() {
+    let (api, store) = api(Policy::default());
+    let created = body(&call(&api, "POST", "/", r#"{"message":"x"}"#));
+    let bearer = format!("Bearer {}", created["receipt"].as_str().unwrap());
+    store.fail(true);
+    for method_path in [("GET", "/abcd1/receipt"), ("DELETE", "/abcd1")] {
+        let r = call_with(&api, method_path.0, method_path.1, &bearer);
+        assert_eq!(body(&r), serde_json::json!({"error": "Storage unavailable"}), "{method_path:?}");
+    }
+    store.fail(false);
+    assert_eq!(call(&api, "GET", "/abcd1", "").status(), 200, "the failed delete left the message");
 }

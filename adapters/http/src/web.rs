@@ -10,14 +10,16 @@ use http::{Response, StatusCode};
 
 const INDEX: &str = include_str!("../../../web/index.html");
 const REVEAL: &[u8] = include_bytes!("../../../web/reveal.html");
+const RECEIPT: &[u8] = include_bytes!("../../../web/receipt.html");
 
 /// Every asset: its name under `/assets/`, its bytes and its type.
-const ASSETS: [(&str, &[u8], &str); 5] = [
+const ASSETS: [(&str, &[u8], &str); 6] = [
     ("icon.svg", include_bytes!("../../../web/assets/icon.svg"), "image/svg+xml"),
     ("style.css", include_bytes!("../../../web/assets/style.css"), "text/css; charset=utf-8"),
     ("envelope.js", include_bytes!("../../../web/assets/envelope.js"), "text/javascript; charset=utf-8"),
     ("compose.js", include_bytes!("../../../web/assets/compose.js"), "text/javascript; charset=utf-8"),
     ("reveal.js", include_bytes!("../../../web/assets/reveal.js"), "text/javascript; charset=utf-8"),
+    ("receipt.js", include_bytes!("../../../web/assets/receipt.js"), "text/javascript; charset=utf-8"),
 ];
 
 /// Only this service's own scripts, styles and API; no inline script or style, no frames, no
@@ -46,6 +48,12 @@ impl Pages {
     /// The reveal page, whatever the id: it reads the id and key from its own address.
     pub(crate) fn reveal(&self) -> Response<Bytes> {
         page(Bytes::from_static(REVEAL), "text/html; charset=utf-8")
+    }
+
+    /// The sender's receipt page, whatever the id: it reads the id and the receipt token from
+    /// its own address, and asks for the receipt only when the sender presses its button.
+    pub(crate) fn receipt(&self) -> Response<Bytes> {
+        page(Bytes::from_static(RECEIPT), "text/html; charset=utf-8")
     }
 
     /// An asset by name; `None` for a name that is not one.
@@ -124,9 +132,11 @@ mod tests {
     #[test]
     fn the_pages_reference_only_embedded_assets() {
         let pages = Pages::new(&Policy::default());
-        for html in
-            [String::from_utf8(pages.compose().body().to_vec()).unwrap(), String::from_utf8(REVEAL.to_vec()).unwrap()]
-        {
+        for html in [
+            String::from_utf8(pages.compose().body().to_vec()).unwrap(),
+            String::from_utf8(REVEAL.to_vec()).unwrap(),
+            String::from_utf8(RECEIPT.to_vec()).unwrap(),
+        ] {
             assert!(!html.contains("{{"), "an unrendered placeholder");
             assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
             for reference in html.split(['"', '\'']).filter(|s| s.contains("assets/")) {

@@ -1,0 +1,1 @@
+// The receipt page (written by the web page work).
