@@ -1,4 +1,4 @@
-use crypt_domain::StoredMessage;
+use crypt_domain::{Deletion, ReceiptDigest, Record};
 use std::cell::Cell;
 use worker::js_sys::Date;
 use worker::wasm_bindgen::JsValue;
@@ -8,11 +8,13 @@ use worker::{
 };
 
 /// One message's Durable Object (SQLite-backed). Its table `m` holds at most one row, the
-/// encoded [`StoredMessage`]; its alarm is set at the message's expiry.
+/// encoded [`Record`] (the message while a view is left, and the receipt); its alarm is set at
+/// the message's expiry, when the whole object is freed.
 ///
-/// Every step that decides something (is the id live? take the row) is a synchronous SQLite
-/// call with no `await` inside it, and a Durable Object runs one event at a time, so no other
-/// request can interleave with it.
+/// Every step that decides something (is the id live? spend a view; is this the receipt's
+/// owner? delete) reads and writes the row with synchronous SQLite calls and no `await` in
+/// between, and a Durable Object runs one event at a time, so no other request can interleave
+/// with it.
 #[durable_object(alarm)]
 pub struct MessageObject {
     state: State,
@@ -51,7 +53,7 @@ impl MessageObject {
         Ok(found)
     }
 
-    /// The stored message, if the table holds one.
+    /// The stored record's bytes, if the table holds one.
     fn held(&self, sql: &SqlStorage) -> Result<Option<Vec<u8>>> {
         if !self.has_table(sql)? {
             return Ok(None);
@@ -74,13 +76,15 @@ impl MessageObject {
 
     async fn insert(&self, mut req: Request) -> Result<Response> {
         let bytes = req.bytes().await?;
-        let Ok(message) = StoredMessage::decode(bytes.clone()) else {
+        let Ok(record) = Record::decode(bytes.clone()) else {
             return status(400);
         };
         let sql = self.sql();
-        // The step that decides, with no await inside: is a live message held? If not, write.
+        // The step that decides, with no await inside: is a live record held (a message, or
+        // the receipt of one already read or deleted, which keeps the id until its expiry)?
+        // If not, write.
         if let Some(held) = self.held(&sql)? {
-            let live = StoredMessage::decode(held).map(|m| !m.is_expired(now())).unwrap_or(false);
+            let live = Record::decode(held).map(|r| !r.is_expired(now())).unwrap_or(false);
             if live {
                 return status(409);
             }
@@ -90,9 +94,8 @@ impl MessageObject {
             self.table.set(Some(true));
         }
         sql.exec("INSERT INTO m (body) VALUES (?)", vec![SqlStorageValue::Blob(bytes)])?;
-        let at = ScheduledTime::new(Date::new(&JsValue::from_f64(message.expires_at as f64)));
-        if let Err(e) = self.state.storage().set_alarm(at).await {
-            // Without its alarm the message would never be freed: undo, and let the caller
+        if let Err(e) = self.state.storage().set_alarm(alarm_at(record.expires_at)).await {
+            // Without its alarm the record would never be freed: undo, and let the caller
             // answer 503 (it does not report the message as stored).
             sql.exec("DELETE FROM m", None)?;
             return Err(e);
@@ -100,23 +103,69 @@ impl MessageObject {
         status(201)
     }
 
-    async fn take(&self) -> Result<Response> {
+    /// Spends one view at the reader's instant (the request's body).
+    async fn view(&self, mut req: Request) -> Result<Response> {
+        let Some(at) = instant(&req.bytes().await?) else {
+            return status(400);
+        };
         let sql = self.sql();
-        if !self.has_table(&sql)? {
-            return status(404);
-        }
-        // One statement reads and deletes: the burn.
-        let row = sql.exec("DELETE FROM m RETURNING body", None)?.raw().next().transpose()?;
-        let Some(body) = row.and_then(|row| blob(row.into_iter().next())) else {
-            self.free().await?;
+        // From here to the answer, no await: the row is read, the view spent and the row
+        // written back in one step no other request can interleave with.
+        let Some(mut record) = self.record(&sql)? else {
             return status(404);
         };
-        // The message is gone from storage now; freeing the rest can only fail to tidy up, and
-        // then the alarm still does it: the reader gets the message either way.
-        if let Err(e) = self.free().await {
-            worker::console_warn!("crypt: a durable object kept its storage after a read ({e}); its alarm frees it");
+        let Some(viewed) = record.spend_view(at) else {
+            // Expired, deleted or read to its end: nothing changes; the alarm frees it.
+            return status(404);
+        };
+        // On the last view `record` no longer holds the message: its bytes leave the row now.
+        self.write(&sql, &record)?;
+        record.message = Some(viewed.message);
+        Response::from_bytes(record.encode())
+    }
+
+    /// The record without its message, whatever its expiry (the store decides at its instant).
+    fn show(&self) -> Result<Response> {
+        let Some(record) = self.record(&self.sql())? else {
+            return status(404);
+        };
+        Response::from_bytes(Record { message: None, ..record }.encode())
+    }
+
+    /// The sender's delete: the receipt's digest and the instant (the request's body).
+    async fn delete(&self, mut req: Request) -> Result<Response> {
+        let body = req.bytes().await?;
+        let digest = body.get(..32).and_then(|d| <[u8; 32]>::try_from(d).ok());
+        let (Some(digest), Some(at)) = (digest, body.get(32..).and_then(instant)) else {
+            return status(400);
+        };
+        let digest = ReceiptDigest::from_bytes(digest);
+        let sql = self.sql();
+        // One step, as in `view`: a delete and a read of the last view cannot both win.
+        let Some(mut record) = self.record(&sql)? else {
+            return status(404);
+        };
+        if !record.owned_by(&digest, at) {
+            return status(404);
         }
-        Response::from_bytes(body)
+        if record.delete() == Deletion::Deleted {
+            self.write(&sql, &record)?;
+        }
+        Response::from_bytes(Record { message: None, ..record }.encode())
+    }
+
+    /// The record the table holds, decoded; `None` when there is none.
+    fn record(&self, sql: &SqlStorage) -> Result<Option<Record>> {
+        let Some(held) = self.held(sql)? else {
+            return Ok(None);
+        };
+        Record::decode(held).map(Some).map_err(|e| worker::Error::RustError(format!("stored record is corrupt: {e}")))
+    }
+
+    /// Overwrites the one row with `record`.
+    fn write(&self, sql: &SqlStorage, record: &Record) -> Result<()> {
+        sql.exec("UPDATE m SET body = ?", vec![SqlStorageValue::Blob(record.encode())])?;
+        Ok(())
     }
 
     #[cfg(feature = "inspect")]
@@ -125,7 +174,13 @@ impl MessageObject {
         let rows = if self.has_table(&sql)? { sql.exec("SELECT body FROM m", None)?.raw().count() } else { 0 };
         let alarm = self.state.storage().get_alarm().await?;
         let alarm = alarm.map_or_else(|| "none".to_owned(), |a| a.to_string());
-        Response::ok(format!("rows={rows} alarm={alarm} tables={} bytes={}", self.tables(&sql)?, sql.database_size()))
+        let message =
+            self.record(&sql)?.and_then(|r| r.message).map_or_else(|| "none".to_owned(), |m| m.len().to_string());
+        Response::ok(format!(
+            "rows={rows} alarm={alarm} tables={} bytes={} message={message}",
+            self.tables(&sql)?,
+            sql.database_size()
+        ))
     }
 }
 
@@ -135,6 +190,16 @@ impl MessageObject {
     fn tables(&self, sql: &SqlStorage) -> Result<usize> {
         Ok(sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?.raw().count())
     }
+}
+
+/// The alarm's time for a record that expires at `expires_at`.
+fn alarm_at(expires_at: u64) -> ScheduledTime {
+    ScheduledTime::new(Date::new(&JsValue::from_f64(expires_at as f64)))
+}
+
+/// An instant sent as 8 bytes big-endian.
+fn instant(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
 fn blob(value: Option<SqlStorageValue>) -> Option<Vec<u8>> {
@@ -152,7 +217,9 @@ impl DurableObject for MessageObject {
     async fn fetch(&self, req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/insert") => self.insert(req).await,
-            (Method::Post, "/take") => self.take().await,
+            (Method::Post, "/view") => self.view(req).await,
+            (Method::Get, "/record") => self.show(),
+            (Method::Post, "/delete") => self.delete(req).await,
             (Method::Get, "/ping") => status(204),
             #[cfg(feature = "inspect")]
             (Method::Get, "/inspect") => self.inspect().await,
@@ -160,15 +227,14 @@ impl DurableObject for MessageObject {
         }
     }
 
-    /// At the message's expiry: free the object, unless a newer message (stored after the old
-    /// one expired, with its own alarm) is still live.
+    /// At the message's expiry: free the object, receipt included, unless a newer record
+    /// (stored after the old one expired, with its own alarm) is still live.
     async fn alarm(&self) -> Result<Response> {
         let sql = self.sql();
         if let Some(held) = self.held(&sql)? {
-            if let Ok(message) = StoredMessage::decode(held) {
-                if !message.is_expired(now()) {
-                    let at = ScheduledTime::new(Date::new(&JsValue::from_f64(message.expires_at as f64)));
-                    self.state.storage().set_alarm(at).await?;
+            if let Ok(record) = Record::decode(held) {
+                if !record.is_expired(now()) {
+                    self.state.storage().set_alarm(alarm_at(record.expires_at)).await?;
                     return status(204);
                 }
             }

@@ -1,10 +1,13 @@
 use crate::{route, BINDING, PING_OBJECT};
 use async_trait::async_trait;
-use crypt_domain::{Inserted, MessageId, MessageStore, StoreError, StoredMessage, Ttl};
+use crypt_domain::{
+    Inserted, MessageId, MessageStore, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis,
+    Viewed,
+};
 use worker::js_sys::Uint8Array;
 use worker::{Method, ObjectNamespace, Request, RequestInit, Response, Stub};
 
-/// Messages in Durable Objects, one object per message, named by its id.
+/// Messages and their receipts in Durable Objects, one object per message, named by its id.
 #[derive(Debug)]
 pub struct DurableMessageStore {
     namespace: ObjectNamespace,
@@ -48,7 +51,7 @@ impl DurableMessageStore {
         self.object(name)?.fetch_with_request(req).await.map_err(unavailable)
     }
 
-    /// What the object for `id` holds (`rows=<n> alarm=<ms or none>`), for tests. The object
+    /// What the object for `id` holds (see [`route::INSPECT`]), for tests. The object
     /// answers it only in bundles built with its `inspect` feature.
     pub async fn inspect(&self, id: &MessageId) -> Result<String, StoreError> {
         let mut resp = self.send(id.as_str(), route::INSPECT, Method::Get, None).await?;
@@ -56,10 +59,16 @@ impl DurableMessageStore {
     }
 }
 
+/// The record in an object's answer.
+async fn record_of(mut resp: Response) -> Result<Record, StoreError> {
+    let bytes = resp.bytes().await.map_err(unavailable)?;
+    Record::decode(bytes).map_err(|e| StoreError::Unavailable(format!("durable object value is corrupt: {e}")))
+}
+
 #[async_trait(?Send)]
 impl MessageStore for DurableMessageStore {
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, _ttl: Ttl) -> Result<Inserted, StoreError> {
-        let resp = self.send(id.as_str(), route::INSERT, Method::Post, Some(message.encode())).await?;
+        let resp = self.send(id.as_str(), route::INSERT, Method::Post, Some(Record::new(message).encode())).await?;
         match resp.status_code() {
             201 => Ok(Inserted::Stored),
             409 => Ok(Inserted::Taken),
@@ -67,17 +76,46 @@ impl MessageStore for DurableMessageStore {
         }
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        let mut resp = self.send(id.as_str(), route::TAKE, Method::Post, None).await?;
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError> {
+        let resp = self.send(id.as_str(), route::VIEW, Method::Post, Some(now.to_be_bytes().to_vec())).await?;
         match resp.status_code() {
             200 => {
-                let bytes = resp.bytes().await.map_err(unavailable)?;
-                StoredMessage::decode(bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Unavailable(format!("durable object value is corrupt: {e}")))
+                // The record after the view, with the message it gave.
+                let record = record_of(resp).await?;
+                let views_left = record.views_left();
+                let message = record
+                    .message
+                    .ok_or_else(|| StoreError::Unavailable("durable object: a view answered no message".into()))?;
+                Ok(Some(Viewed { message, views_left, expires_at: record.expires_at }))
             }
             404 => Ok(None),
-            _ => Err(unexpected("take", &resp)),
+            _ => Err(unexpected("view", &resp)),
+        }
+    }
+
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
+        let resp = self.send(id.as_str(), route::RECORD, Method::Get, None).await?;
+        match resp.status_code() {
+            200 => Ok(Some(record_of(resp).await?).filter(|r| !r.is_expired(now))),
+            404 => Ok(None),
+            _ => Err(unexpected("record", &resp)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError> {
+        let mut body = Vec::with_capacity(40);
+        body.extend_from_slice(receipt.as_bytes());
+        body.extend_from_slice(&now.to_be_bytes());
+        let resp = self.send(id.as_str(), route::DELETE, Method::Post, Some(body)).await?;
+        match resp.status_code() {
+            200 => Ok(Some(record_of(resp).await?.receipt())),
+            404 => Ok(None),
+            _ => Err(unexpected("delete", &resp)),
         }
     }
 

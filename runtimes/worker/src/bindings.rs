@@ -56,7 +56,8 @@ pub(crate) fn message_store(env: &Env, choice: EdgeStore) -> Result<Arc<dyn Mess
 }
 
 /// Test bundles only: `CRYPT_TEST_FIXED_ID` in `[vars]` makes every drawn id that one, so tests
-/// can make concurrent creates collide.
+/// can make concurrent creates collide. Receipts stay random (the default `next_receipt` would
+/// draw them through `next_id`, and every receipt would be the fixed id).
 #[cfg(feature = "contract-routes")]
 pub(crate) struct FixedIds(pub(crate) String);
 
@@ -64,5 +65,9 @@ pub(crate) struct FixedIds(pub(crate) String);
 impl IdSource for FixedIds {
     fn next_id(&self, _len: usize, _alphabet: IdAlphabet) -> String {
         self.0.clone()
+    }
+
+    fn next_receipt(&self) -> String {
+        WebCryptoIds.next_receipt()
     }
 }

@@ -3,7 +3,7 @@
 //! `POST /__contract/store/<check>` (KV) and `POST /__contract/durable/<check>` answer 200 `ok`,
 //! 200 `not applicable: <why>`, 404 for an unknown check, or fail (a failed assertion aborts
 //! the isolate, which wrangler reports as a 500). `GET /__contract/durable-inspect/<id>` answers
-//! what the object for `<id>` stores (`rows=<n> alarm=<ms or none>`).
+//! what the object for `<id>` stores (see `crypt_durable::route::INSPECT`).
 
 use crypt_domain::testkit::store;
 use crypt_domain::{MessageId, MessageStore};
@@ -26,7 +26,7 @@ pub(crate) async fn run(req: &Request, env: &Env) -> Result<Response> {
     } else {
         let check = path.trim_start_matches("/__contract/store/");
         if store::NEED_ATOMICITY.contains(&check) {
-            return Response::ok("not applicable: KV has no atomic read-and-delete or insert-if-absent");
+            return Response::ok("not applicable: KV has no atomic read-modify-write or insert-if-absent");
         }
         (Box::new(crate::bindings::kv_store(env).map_err(worker::Error::RustError)?), check)
     };
