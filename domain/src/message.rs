@@ -57,9 +57,11 @@ impl Message {
         self.0.len()
     }
 
-    /// A message read back from a store: it was validated when it was stored, and the policy
-    /// may have changed since, so it is not validated again.
-    pub(crate) fn stored(text: String) -> Self {
+    /// A message read back from a store, for a store that keeps the text apart from
+    /// [`crate::Record::encode`]'s layout (Redis): it was validated when it was stored, and the
+    /// policy may have changed since (a stored secret must stay readable), so it is not
+    /// validated again. Nothing else should build a `Message` this way.
+    pub fn from_store(text: String) -> Self {
         Self(text)
     }
 

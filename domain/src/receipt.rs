@@ -279,7 +279,7 @@ impl Record {
         let mut bytes = bytes;
         bytes.drain(..at);
         let message = if flags & 4 != 0 {
-            Some(Message::stored(String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?))
+            Some(Message::from_store(String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?))
         } else {
             None
         };

@@ -2,8 +2,8 @@ use crate::config::{SentinelUrl, Topology};
 use crate::{RedisConfig, RedisError};
 use async_trait::async_trait;
 use crypt_domain::{
-    Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError,
-    StoredMessage, Ttl, UnixMillis,
+    Counted, CountingStore, Inserted, Message, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, Receipt,
+    ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -128,8 +128,9 @@ const VERSION_TOO_OLD: u8 = 2;
 
 /// Messages and rate-limit logs in Redis.
 ///
-/// Guarantees: exactly-once burn (`GETDEL`) and one global rate limit across every process on
-/// the same Redis or Cluster. Not guaranteed: Redis replication is asynchronous, so a failover
+/// Guarantees: exactly N readers for N views, a delete and the last view's read with one
+/// winner (each change is one script on the message's one key), and one global rate limit
+/// across every process on the same Redis or Cluster. Not guaranteed: Redis replication is asynchronous, so a failover
 /// to a replica can lose the last acknowledged writes (a message just created may vanish; a
 /// message just burned may come back, once).
 pub struct RedisStore {
@@ -140,8 +141,11 @@ pub struct RedisStore {
     /// readiness probes while unknown (Redis may appear after crypt).
     version: AtomicU8,
     limiter: LuaScript,
+    insert: LuaScript,
+    spend: LuaScript,
+    delete: LuaScript,
     create_counted: LuaScript,
-    take_counted: LuaScript,
+    spend_counted: LuaScript,
 }
 
 /// A Lua script, called by its SHA-1 with its keys and arguments written straight into one
@@ -242,32 +246,140 @@ macro_rules! first_hit {
 
 const SLIDING_WINDOW: &str = concat!(first_hit!(), "return 0 end\n", window_fn!(), "return window()\n");
 
+// ## A message in Redis
+//
+// One key per message, `{prefix}m:{id}`, so every change to it is one script on one key (on
+// a Cluster too: nothing to keep in one slot). It is a hash:
+//
+// | field | what |
+// |---|---|
+// | `t` | the message's UTF-8, while a view is left; removed by the last view or a delete |
+// | `e` | the expiry instant (ms since the epoch, decimal) |
+// | `v` | the views asked for |
+// | `s` | the views spent |
+// | `r` | when each was spent: instants (ms) separated by spaces, oldest first |
+// | `d` | `1` once the sender deleted it |
+// | `h` | the receipt token's SHA-256 (32 bytes) |
+//
+// The key's TTL is set once, at create, to the message's time to live, and never changed: the
+// receipt lives exactly until the original expiry, then Redis drops the key and nothing is
+// left. A key that is a plain string is a message stored before views and receipts (format 1,
+// `StoredMessage::encode`): it is read once with `GETDEL`, as before, and has no receipt.
+//
+// Why scripts: a create must write only if the key is absent *and* set several fields and the
+// TTL (`HSETNX` guards one field; a `MULTI` cannot make its writes depend on whether the key
+// existed), a read must spend a view only if one is left and remove the text only on the
+// last, and a delete must check the receipt first: each later command depends on an earlier
+// one's answer, which a `MULTI` cannot express and `WATCH` would turn into retries under the
+// very race (N readers at once) that must have exactly N winners. A script runs alone, so
+// each is exact, and it is one round trip. The receipt (`record`) is a plain `HMGET`: it only
+// reads.
+
+/// Stores a message if the key is free: 1 stored, 0 taken.
+macro_rules! insert_fn {
+    () => {
+        r"
+local function insert(key, text, expires, views, digest, ttl)
+  if redis.call('EXISTS', key) == 1 then return 0 end
+  if digest == '' then
+    redis.call('HSET', key, 't', text, 'e', expires, 'v', views)
+  else
+    redis.call('HSET', key, 't', text, 'e', expires, 'v', views, 'h', digest)
+  end
+  redis.call('EXPIRE', key, ttl)
+  return 1
+end
+"
+    };
+}
+
+/// Spends one view at `now`: nil when there is nothing to read (no key, every view spent,
+/// deleted, or expired); else one string, `V<views left> <expiry> <text>`; or, for a format-1
+/// message, its stored bytes (which start with byte 1), removed.
+macro_rules! spend_fn {
+    () => {
+        r"
+local function spend(key, now)
+  local f = redis.pcall('HMGET', key, 't', 'e', 'v', 's', 'r')
+  if f.err then return redis.call('GETDEL', key) end
+  local text = f[1]
+  if not text or tonumber(now) >= tonumber(f[2]) then return false end
+  local spent = (tonumber(f[4]) or 0) + 1
+  local left = tonumber(f[3]) - spent
+  if left <= 0 then
+    left = 0
+    redis.call('HDEL', key, 't')
+  end
+  redis.call('HSET', key, 's', spent, 'r', f[5] and (f[5] .. ' ' .. now) or now)
+  return 'V' .. left .. ' ' .. f[2] .. ' ' .. text
+end
+"
+    };
+}
+
+/// The sender's delete: nil unless the key holds a live message whose receipt digest is
+/// `digest` (compared byte by byte in constant time); else the text is removed if still there,
+/// and the answer is the receipt afterwards: `{e, v, s, d, r}`.
+macro_rules! delete_fn {
+    () => {
+        r"
+local function delete(key, digest, now)
+  local f = redis.pcall('HMGET', key, 'h', 'e', 'v', 's', 'd', 'r', 't')
+  if f.err or not f[1] or #f[1] ~= #digest then return false end
+  local diff = 0
+  for i = 1, #digest do
+    diff = bit.bor(diff, bit.bxor(string.byte(f[1], i), string.byte(digest, i)))
+  end
+  if diff ~= 0 or tonumber(now) >= tonumber(f[2]) then return false end
+  local deleted = f[5] or '0'
+  if f[7] then
+    redis.call('HDEL', key, 't')
+    redis.call('HSET', key, 'd', '1')
+    deleted = '1'
+  end
+  return {f[2], f[3], f[4] or '0', deleted, f[6] or ''}
+end
+"
+    };
+}
+
+/// A create: KEYS[1] the message; ARGV the text, expiry (ms), views, digest (or empty) and
+/// TTL (s). 1 stored, 0 taken.
+const INSERT: &str = concat!(insert_fn!(), "return insert(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n");
+
+/// A read: KEYS[1] the message; ARGV now (ms). As `spend`.
+const SPEND: &str = concat!(spend_fn!(), "return spend(KEYS[1], ARGV[1])\n");
+
+/// A delete: KEYS[1] the message; ARGV the digest and now (ms). As `delete`.
+const DELETE: &str = concat!(delete_fn!(), "return delete(KEYS[1], ARGV[1], ARGV[2])\n");
+
 /// A counted create: KEYS[1] the client's log, KEYS[2] the message; ARGV 1-3 as the window's,
-/// then the stored value and the TTL in seconds. Minus the wait (ms) when limited (nothing
-/// stored), else 1 stored or 0 taken. One integer, not a table: an array reply costs the
-/// client's parser more than the rest of the call.
+/// then the create's five. Minus the wait (ms) when limited (nothing stored), else 1 stored or
+/// 0 taken. One integer, not a table: an array reply costs the client's parser more than the
+/// rest of the call.
 const CREATE_COUNTED: &str = concat!(
+    insert_fn!(),
     first_hit!(),
-    "return redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) and 1 or 0 end\n",
+    "return insert(KEYS[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]) end\n",
     window_fn!(),
     r"
 local wait = window()
 if wait > 0 then return -wait end
-if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then return 1 end
-return 0
+return insert(KEYS[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 "
 );
 
-/// A counted read: as [`CREATE_COUNTED`], then `GETDEL`'s answer: the value, or nil when
-/// absent. An integer answer is the wait (ms) when limited (nothing read).
-const TAKE_COUNTED: &str = concat!(
+/// A counted read: as [`CREATE_COUNTED`], then `spend`'s answer (a string or nil) at the
+/// window's `now`. An integer answer is the wait (ms) when limited (nothing read).
+const SPEND_COUNTED: &str = concat!(
+    spend_fn!(),
     first_hit!(),
-    "return redis.call('GETDEL', KEYS[2]) end\n",
+    "return spend(KEYS[2], ARGV[1]) end\n",
     window_fn!(),
     r"
 local wait = window()
 if wait > 0 then return wait end
-return redis.call('GETDEL', KEYS[2])
+return spend(KEYS[2], ARGV[1])
 "
 );
 
@@ -342,8 +454,11 @@ impl RedisStore {
             timeout: config.timeout,
             version: AtomicU8::new(VERSION_UNKNOWN),
             limiter: LuaScript::new(SLIDING_WINDOW),
+            insert: LuaScript::new(INSERT),
+            spend: LuaScript::new(SPEND),
+            delete: LuaScript::new(DELETE),
             create_counted: LuaScript::new(CREATE_COUNTED),
-            take_counted: LuaScript::new(TAKE_COUNTED),
+            spend_counted: LuaScript::new(SPEND_COUNTED),
         };
         match store.check_version().await {
             Ok(()) => tracing::info!(url = %config.redacted_url(), prefix = %store.prefix, "connected to Redis"),
@@ -462,16 +577,88 @@ impl ToRedisArgs for Key<'_> {
     }
 }
 
-/// A message in the stored layout, written straight into the command: no joined copy first.
-struct Encoded<'a>(&'a StoredMessage);
+/// A create's five arguments (text, expiry, views, digest or empty, TTL), written straight
+/// into the command: the text is not copied first.
+struct InsertArgs<'a>(&'a StoredMessage, Ttl);
 
-impl ToRedisArgs for Encoded<'_> {
+impl ToRedisArgs for InsertArgs<'_> {
     fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        let (header, text) = self.0.encoded_parts();
-        let mut arg = out.writer_for_next_arg();
-        let _ = arg.write_all(&header);
-        let _ = arg.write_all(text.as_bytes());
+        let m = self.0;
+        out.write_arg(m.message.as_str().as_bytes());
+        m.expires_at.write_redis_args(out);
+        m.views.write_redis_args(out);
+        out.write_arg(m.receipt.as_ref().map_or(&[][..], |d| &d.as_bytes()[..]));
+        self.1.secs().write_redis_args(out);
     }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("stored value is corrupt: {what}"))
+}
+
+/// Reads `spend`'s answer: `V<left> <expiry> <text>`, or a format-1 message's bytes.
+fn viewed(bytes: Vec<u8>) -> Result<Viewed, StoreError> {
+    if bytes.first() != Some(&b'V') {
+        let old = StoredMessage::decode(bytes).map_err(|e| corrupt(&e.to_string()))?;
+        return Ok(Viewed { message: old.message, views_left: 0, expires_at: old.expires_at });
+    }
+    let mut parts = bytes[1..].splitn(3, |&b| b == b' ');
+    let mut number = || -> Result<u64, StoreError> {
+        let digits = parts.next().ok_or_else(|| corrupt("a short answer"))?;
+        std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(|| corrupt("not a number"))
+    };
+    let (left, expires_at) = (number()?, number()?);
+    let text = parts.next().ok_or_else(|| corrupt("no text"))?;
+    let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("not UTF-8"))?;
+    let views_left = u32::try_from(left).map_err(|_| corrupt("views out of range"))?;
+    Ok(Viewed { message: Message::from_store(text), views_left, expires_at })
+}
+
+/// A number field of a hash, as Redis gives it (nil is `default`).
+fn field(v: &Value, default: u64) -> Result<u64, StoreError> {
+    match v {
+        Value::Nil => Ok(default),
+        Value::BulkString(b) => {
+            std::str::from_utf8(b).ok().and_then(|d| d.parse().ok()).ok_or_else(|| corrupt("a field"))
+        }
+        Value::Int(n) => u64::try_from(*n).map_err(|_| corrupt("a negative field")),
+        _ => Err(corrupt("a field of another kind")),
+    }
+}
+
+fn instants(v: &Value) -> Result<Vec<UnixMillis>, StoreError> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .map_err(|_| corrupt("read_at"))?
+            .split_ascii_whitespace()
+            .map(|t| t.parse().map_err(|_| corrupt("read_at")))
+            .collect(),
+        _ => Err(corrupt("read_at of another kind")),
+    }
+}
+
+/// A record without its text, from the fields `e, v, s, d, r` (and `h` when given).
+fn record_of(e: &Value, v: &Value, s: &Value, d: &Value, r: &Value, h: Option<&Value>) -> Result<Record, StoreError> {
+    let read_at = instants(r)?;
+    let spent = field(s, 0)?;
+    if spent != read_at.len() as u64 {
+        return Err(corrupt("views spent and their instants disagree"));
+    }
+    let receipt = match h {
+        Some(Value::BulkString(b)) => {
+            Some(ReceiptDigest::from_bytes(b.as_slice().try_into().map_err(|_| corrupt("a digest"))?))
+        }
+        _ => None,
+    };
+    Ok(Record {
+        message: None,
+        expires_at: field(e, 0)?,
+        views: u32::try_from(field(v, 1)?).map_err(|_| corrupt("views"))?,
+        read_at,
+        deleted: field(d, 0)? == 1,
+        receipt,
+    })
 }
 
 /// rustls needs one cryptographic provider for the process; crypt uses *ring* (the one the
@@ -508,26 +695,67 @@ fn collect_versions(v: &Value, out: &mut Vec<(u32, u32, String)>) {
 impl MessageStore for RedisStore {
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
         let key = self.message_key(id);
-        let (header, text) = message.encoded_parts();
-        let mut cmd = Cmd::with_capacity(6, 32 + key.len() + header.len() + text.len());
-        // PX, from the expiry instant rather than the TTL, would need a clock here; the TTL
-        // is only garbage collection (the domain compares the stored instant), so EX suffices.
-        cmd.arg("SET").arg(key).arg(Encoded(message)).arg("NX").arg("EX").arg(ttl.secs());
-        // `OK` when stored, nil when the key exists.
-        let answer: Value = self.run(&cmd).await?;
-        Ok(if matches!(answer, Value::Nil) { Inserted::Taken } else { Inserted::Stored })
+        let stored: i64 = self
+            .eval(&self.insert, |cmd| {
+                cmd.arg(1).arg(&key).arg(InsertArgs(message, ttl));
+            })
+            .await?;
+        Ok(if stored == 1 { Inserted::Stored } else { Inserted::Taken })
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError> {
         let key = self.message_key(id);
-        let mut cmd = Cmd::with_capacity(2, 16 + key.len());
-        cmd.arg("GETDEL").arg(key);
-        let raw: Option<Vec<u8>> = self.run(&cmd).await?;
-        match raw {
-            None => Ok(None),
-            Some(bytes) => StoredMessage::decode(bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Unavailable(format!("stored value is corrupt: {e}"))),
+        let raw: Option<Vec<u8>> = self
+            .eval(&self.spend, |cmd| {
+                cmd.arg(1).arg(&key).arg(now);
+            })
+            .await?;
+        raw.map(viewed).transpose()
+    }
+
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
+        let key = self.message_key(id);
+        let mut cmd = Cmd::with_capacity(8, 32 + key.len());
+        cmd.arg("HMGET").arg(&key).arg("e").arg("v").arg("s").arg("d").arg("r").arg("h");
+        let work = async {
+            let mut conn = self.conn().await?;
+            match cmd.query_async::<Vec<Value>>(&mut conn).await {
+                Ok(fields) => Ok(Some(fields)),
+                // A format-1 message (a plain string) has no receipt.
+                Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
+                Err(e) => Err(unavailable(e)),
+            }
+        };
+        let Some(fields) = self.bounded(work).await? else { return Ok(None) };
+        let [e, v, s, d, r, h] = fields.as_slice() else {
+            return Err(corrupt("HMGET answered another number of fields"));
+        };
+        if matches!(e, Value::Nil) {
+            return Ok(None);
+        }
+        let record = record_of(e, v, s, d, r, Some(h))?;
+        Ok((!record.is_expired(now)).then_some(record))
+    }
+
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError> {
+        let key = self.message_key(id);
+        let answer: Value = self
+            .eval(&self.delete, |cmd| {
+                cmd.arg(1).arg(&key).arg(&receipt.as_bytes()[..]).arg(now);
+            })
+            .await?;
+        match answer {
+            Value::Nil => Ok(None),
+            Value::Array(fields) => match fields.as_slice() {
+                [e, v, s, d, r] => Ok(Some(record_of(e, v, s, d, r, None)?.receipt())),
+                _ => Err(unexpected("delete", &Value::Array(fields))),
+            },
+            other => Err(unexpected("delete", &other)),
         }
     }
 
@@ -552,6 +780,11 @@ impl RateLimiter for RedisStore {
 }
 
 impl RedisStore {
+    /// The prefix of every key this store writes (`CRYPT_REDIS_PREFIX`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// True when a count and a store operation can run as one script: on one node (or the
     /// master Sentinel names), not on Cluster, where the client's log and the message live in
     /// different slots (a hash tag cannot join a per-client key to a per-message one).
@@ -605,7 +838,7 @@ impl CountingStore for RedisStore {
     ) -> Result<Counted<Inserted>, StoreError> {
         let answer = self
             .counted(&self.create_counted, client, now, limit, id, |cmd| {
-                cmd.arg(Encoded(message)).arg(ttl.secs());
+                cmd.arg(InsertArgs(message, ttl));
             })
             .await?;
         match answer {
@@ -618,18 +851,15 @@ impl CountingStore for RedisStore {
         }
     }
 
-    async fn take_counted(
+    async fn spend_view_counted(
         &self,
         client: &str,
         now: UnixMillis,
         limit: RateLimit,
         id: &MessageId,
-    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
-        match self.counted(&self.take_counted, client, now, limit, id, |_| {}).await? {
-            Value::BulkString(bytes) => Ok(Counted::Allowed(Some(
-                StoredMessage::decode(bytes)
-                    .map_err(|e| StoreError::Unavailable(format!("stored value is corrupt: {e}")))?,
-            ))),
+    ) -> Result<Counted<Option<Viewed>>, StoreError> {
+        match self.counted(&self.spend_counted, client, now, limit, id, |_| {}).await? {
+            Value::BulkString(bytes) => Ok(Counted::Allowed(Some(viewed(bytes)?))),
             Value::Nil => Ok(Counted::Allowed(None)),
             Value::Int(wait) if wait > 0 => Ok(Counted::Limited { retry_after_ms: u64::try_from(wait).ok() }),
             other => Err(unexpected("counted read", &other)),
