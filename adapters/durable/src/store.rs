@@ -51,6 +51,22 @@ impl DurableMessageStore {
         self.object(name)?.fetch_with_request(req).await.map_err(unavailable)
     }
 
+    /// Stores `bytes` under `id` as they are, as an insert does: for tests of rows written by
+    /// an older build (the format-1 `StoredMessage::encode`). True when stored, false when the
+    /// id is taken.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the object refuses it.
+    #[cfg(feature = "inspect")]
+    pub async fn insert_encoded(&self, id: &MessageId, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        let resp = self.send(id.as_str(), route::INSERT, Method::Post, Some(bytes)).await?;
+        match resp.status_code() {
+            201 => Ok(true),
+            409 => Ok(false),
+            _ => Err(unexpected("insert", &resp)),
+        }
+    }
+
     /// What the object for `id` holds (see [`route::INSPECT`]), for tests. The object
     /// answers it only in bundles built with its `inspect` feature.
     pub async fn inspect(&self, id: &MessageId) -> Result<String, StoreError> {

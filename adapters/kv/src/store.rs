@@ -82,6 +82,16 @@ impl KvMessageStore {
         is_kv.then_some(Self { kv, now })
     }
 
+    /// Writes `bytes` under `id` as they are, kept by KV until `expires_at`: for tests of values
+    /// written by an older build (the format-1 `StoredMessage::encode`). Test bundles only.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when KV refuses it.
+    #[cfg(feature = "inspect")]
+    pub async fn put_encoded(&self, id: &MessageId, bytes: &[u8], expires_at: UnixMillis) -> Result<(), StoreError> {
+        crypt_kv_put(&self.kv, &key(id), bytes, self.expiration(expires_at)).await.map(|_| ()).map_err(unavailable)
+    }
+
     /// KV's expiry for a record that lives until `expires_at`, written now.
     fn expiration(&self, expires_at: UnixMillis) -> f64 {
         kv_expiration(expires_at, (self.now)()) as f64

@@ -4,9 +4,12 @@
 //! 200 `not applicable: <why>`, 404 for an unknown check, or fail (a failed assertion aborts
 //! the isolate, which wrangler reports as a 500). `GET /__contract/durable-inspect/<id>` answers
 //! what the object for `<id>` stores (see `crypt_durable::route::INSPECT`).
+//! `POST /__contract/legacy/kv/<id>` and `/__contract/legacy/durable/<id>` store, under `<id>`,
+//! the text `legacy message` for an hour in the format-1 layout an older build wrote
+//! (`StoredMessage::encode`: one view, no receipt), as it is, so tests can read it through the API.
 
 use crypt_domain::testkit::store;
-use crypt_domain::{MessageId, MessageStore};
+use crypt_domain::{Message, MessageId, MessageStore, Policy, StoredMessage};
 use crypt_durable::DurableMessageStore;
 use worker::{Env, Request, Response, Result};
 
@@ -21,6 +24,9 @@ pub(crate) async fn run(req: &Request, env: &Env) -> Result<Response> {
             Err(e) => Response::error(e.to_string(), 503),
         };
     }
+    if let Some(rest) = path.strip_prefix("/__contract/legacy/") {
+        return legacy(rest, env, now).await;
+    }
     let (store, check): (Box<dyn MessageStore>, &str) = if let Some(check) = path.strip_prefix("/__contract/durable/") {
         (Box::new(DurableMessageStore::from_env(env).map_err(worker::Error::RustError)?), check)
     } else {
@@ -34,5 +40,35 @@ pub(crate) async fn run(req: &Request, env: &Env) -> Result<Response> {
         Response::ok("ok")
     } else {
         Response::error(format!("no such check: {check}"), 404)
+    }
+}
+
+/// The text a legacy write stores.
+const LEGACY_TEXT: &str = "legacy message";
+
+/// `<store>/<id>`: writes a format-1 message under `id` in the store named.
+async fn legacy(rest: &str, env: &Env, now: u64) -> Result<Response> {
+    let (which, id) = rest.split_once('/').ok_or_else(|| worker::Error::RustError("no id".into()))?;
+    let id = MessageId::parse(id).ok_or_else(|| worker::Error::RustError("not an id".into()))?;
+    let message =
+        Message::new(LEGACY_TEXT.into(), &Policy::default()).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let expires_at = now + 3_600_000;
+    let bytes = StoredMessage::new(message, expires_at).encode();
+    let written = match which {
+        "kv" => {
+            crate::bindings::kv_store(env).map_err(worker::Error::RustError)?.put_encoded(&id, &bytes, expires_at).await
+        }
+        "durable" => DurableMessageStore::from_env(env)
+            .map_err(worker::Error::RustError)?
+            .insert_encoded(&id, bytes)
+            .await
+            .and_then(
+                |stored| if stored { Ok(()) } else { Err(crypt_domain::StoreError::Unavailable("taken".into())) },
+            ),
+        _ => return Response::error(format!("no such store: {which}"), 404),
+    };
+    match written {
+        Ok(()) => Response::ok("ok"),
+        Err(e) => Response::error(e.to_string(), 503),
     }
 }
