@@ -7,8 +7,9 @@
 //!   settings that change it, the client address from `X-Forwarded-For`), over the real memory
 //!   store and limiter. Besides "no panic", it checks what must hold for every request: never a
 //!   500, every error is a JSON `{"error": ...}`, and a message that was accepted reads back
-//!   exactly once, byte for byte.
-//! - [`stored`]: the stored-value format every byte store (Redis, Workers KV) decodes.
+//!   byte for byte once per view, and its receipt then says it was read.
+//! - [`stored`]: the stored-value format every byte store (Workers KV, Durable Objects; format 1 also
+//!   Redis's older values) decodes.
 //! - [`settings`]: the settings parser, from environment pairs and from a TOML file.
 //! - [`envelope`]: the client's envelope and link-fragment decoders.
 //!
@@ -18,7 +19,7 @@
 
 use bytes::Bytes;
 use crypt_domain::testkit::{FixedIds, ManualClock};
-use crypt_domain::{Message, Policy, StoredMessage, Vault};
+use crypt_domain::{Message, Policy, Record, StoredMessage, Vault};
 use crypt_http::{Api, ClientInfo, Settings};
 use crypt_memory::{MemoryLimiter, MemoryStore};
 use futures::executor::block_on;
@@ -82,10 +83,12 @@ pub fn http(data: &[u8]) {
     }
 }
 
-/// A message the adapter accepted reads back byte for byte once, then is gone.
+/// A message the adapter accepted reads back byte for byte once per view it was given, then
+/// is gone, while its receipt (from the create's answer) still says it was read.
 fn reads_back_once(api: &Api, client: &ClientInfo, sent: &[u8], created: &Response<Bytes>) {
     let created: serde_json::Value = serde_json::from_slice(created.body()).expect("a create answers JSON");
     let id = created["id"].as_str().expect("a create answers an id");
+    let receipt = created["receipt"].as_str().expect("a create answers a receipt");
     // The adapter skips fields it does not read as JavaScript's JSON.parse would (the reference
     // service's parser): a lone surrogate escape or a number past f64 in such a field is
     // accepted, where serde_json's Value refuses it. Then only exactly-once is checked. (Bytes
@@ -101,21 +104,39 @@ fn reads_back_once(api: &Api, client: &ClientInfo, sent: &[u8], created: &Respon
             None
         }
     };
+    // A create that names no views gave one; an accepted `views` is a whole number.
+    let views = match sent.as_ref().map(|s| &s["views"]) {
+        Some(serde_json::Value::Null) | None => 1,
+        Some(v) => v.as_f64().expect("an accepted views is a number") as u64,
+    };
     let get = |api: &Api| {
         let req = Request::get(format!("/{id}")).body(Bytes::new()).unwrap();
         block_on(api.handle(req, client))
     };
-    let first = get(api);
-    if first.status() == 429 {
-        return; // the budget was spent by the create: nothing more to learn
+    for left in (0..views).rev() {
+        let read = get(api);
+        if read.status() == 429 {
+            return; // the budget was spent: nothing more to learn
+        }
+        assert_eq!(read.status(), 200, "an accepted message did not read back: {}", text(&read));
+        let read: serde_json::Value = serde_json::from_slice(read.body()).expect("a read answers JSON");
+        if let Some(sent) = &sent {
+            assert_eq!(read["message"], sent["message"], "the message read back is not the one sent");
+        }
+        assert_eq!(read["views_left"], left, "the views left after a read");
     }
-    assert_eq!(first.status(), 200, "an accepted message did not read back: {}", text(&first));
-    let read: serde_json::Value = serde_json::from_slice(first.body()).expect("a read answers JSON");
-    if let Some(sent) = sent {
-        assert_eq!(read["message"], sent["message"], "the message read back is not the one sent");
+    let after = get(api);
+    assert!(matches!(after.status().as_u16(), 404 | 429), "a read after the last view was {}", after.status());
+    let req = Request::get(format!("/{id}/receipt"))
+        .header("authorization", format!("Bearer {receipt}"))
+        .body(Bytes::new())
+        .unwrap();
+    let answer = block_on(api.handle(req, client));
+    if answer.status() != 429 {
+        assert_eq!(answer.status(), 200, "the receipt after the last view: {}", text(&answer));
+        let receipt: serde_json::Value = serde_json::from_slice(answer.body()).expect("a receipt answers JSON");
+        assert_eq!(receipt["state"], "read", "the receipt after the last view: {receipt}");
     }
-    let second = get(api);
-    assert!(matches!(second.status().as_u16(), 404 | 429), "a second read was {}", second.status());
 }
 
 fn text(resp: &Response<Bytes>) -> String {
@@ -174,18 +195,24 @@ fn api(flags: u8) -> Api {
     Api::from_settings(vault, &settings)
 }
 
-/// The stored-value format of the byte stores: whatever decodes encodes back to the same
-/// bytes, and whatever a store could write decodes back to itself.
+/// The stored-value formats of the byte stores: a format-1 value (a message stored before
+/// views and receipts) that decodes encodes back to the same bytes; any record that decodes
+/// (format 1 or 2) encodes to bytes that decode back to the same record; and whatever a store
+/// could write decodes back to itself.
 pub fn stored(data: &[u8]) {
     if let Ok(held) = StoredMessage::decode(data.to_vec()) {
         assert_eq!(held.encode(), data, "decode then encode changed the bytes");
+    }
+    if let Ok(record) = Record::decode(data.to_vec()) {
+        assert!(record.read_at.len() <= record.views as usize, "more views spent than asked for");
+        assert_eq!(Record::decode(record.encode()).as_ref(), Ok(&record), "a decoded record did not read back");
     }
     let (instant, text) = data.split_at(data.len().min(8));
     let mut be = [0u8; 8];
     be[..instant.len()].copy_from_slice(instant);
     if let Ok(text) = std::str::from_utf8(text) {
         if let Ok(message) = Message::new(text.to_owned(), &Policy::default()) {
-            let written = StoredMessage { message, expires_at: u64::from_be_bytes(be) };
+            let written = StoredMessage::new(message, u64::from_be_bytes(be));
             assert_eq!(
                 StoredMessage::decode(written.encode()).as_ref(),
                 Ok(&written),

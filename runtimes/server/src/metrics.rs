@@ -7,8 +7,8 @@
 use crate::system::monotonic_nanos;
 use async_trait::async_trait;
 use crypt_domain::{
-    Clock, Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, StoreError,
-    StoredMessage, Ttl, UnixMillis,
+    Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, Receipt,
+    ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -131,7 +131,9 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabel, Latency>,
     created: Counter,
+    views: Counter,
     burned: Counter,
+    deleted: Counter,
     expired: Counter,
     rate_limited: Counter,
     store_errors: Family<KindLabel, Counter>,
@@ -159,7 +161,8 @@ const ROUTES: [&str; 10] =
 const STATUSES: [u16; 12] = [200, 201, 204, 400, 404, 405, 408, 413, 415, 429, 500, 503];
 
 /// The store operations that are timed.
-const OPS: [&str; 6] = ["insert", "take", "ping", "rate_limit", "insert_counted", "take_counted"];
+const OPS: [&str; 8] =
+    ["insert", "spend_view", "ping", "rate_limit", "insert_counted", "spend_view_counted", "record", "delete"];
 
 impl Metrics {
     pub(crate) fn new() -> Self {
@@ -172,7 +175,9 @@ impl Metrics {
             requests,
             durations,
             created: Counter::default(),
+            views: Counter::default(),
             burned: Counter::default(),
+            deleted: Counter::default(),
             expired: Counter::default(),
             rate_limited: Counter::default(),
             store_errors: Family::default(),
@@ -193,10 +198,20 @@ impl Metrics {
             m.durations.clone(),
         );
         registry.register("messages_created", "Messages stored", m.created.clone());
-        registry.register("messages_burned", "Messages read (and so destroyed)", m.burned.clone());
+        registry.register(
+            "message_views",
+            "Views spent: successful reads, each returning the message",
+            m.views.clone(),
+        );
+        registry.register("messages_burned", "Messages whose last view was read (and so destroyed)", m.burned.clone());
+        registry.register(
+            "messages_deleted",
+            "Messages the sender deleted (with the receipt) before their last view",
+            m.deleted.clone(),
+        );
         registry.register(
             "messages_expired",
-            "Messages that expired unread (found on a read, or swept from memory)",
+            "Records that reached their expiry and were swept from memory (the memory store only)",
             m.expired.clone(),
         );
         registry.register("rate_limited_requests", "Requests refused by the rate limit", m.rate_limited.clone());
@@ -224,6 +239,14 @@ impl Metrics {
             m.connections_refused.clone(),
         );
         Self { registry, ..m }
+    }
+
+    /// One view spent, and a burn when it was the last.
+    fn viewed(&self, v: &Viewed) {
+        self.views.inc();
+        if v.views_left == 0 {
+            self.burned.inc();
+        }
     }
 
     /// One answered request.
@@ -302,7 +325,6 @@ impl Metrics {
 /// A [`MessageStore`] that counts what passes through it.
 pub(crate) struct MeteredStore {
     pub(crate) inner: Arc<dyn MessageStore>,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
     /// `memory` or `redis`, for the operation label.
     pub(crate) store: &'static str,
@@ -320,16 +342,10 @@ impl MeteredStore {
         }
     }
 
-    fn taken(&self, started: Started, result: &Result<Option<StoredMessage>, StoreError>) {
-        self.metrics.op(self.store, "take", started);
+    fn viewed(&self, started: Started, result: &Result<Option<Viewed>, StoreError>) {
+        self.metrics.op(self.store, "spend_view", started);
         match result {
-            // The vault decides expiry with the same clock: an expired message is not served.
-            Ok(Some(m)) if m.is_expired(self.clock.now()) => {
-                self.metrics.expired.inc();
-            }
-            Ok(Some(_)) => {
-                self.metrics.burned.inc();
-            }
+            Ok(Some(v)) => self.metrics.viewed(v),
             Ok(None) => {}
             Err(e) => self.metrics.store_error(e),
         }
@@ -345,10 +361,42 @@ impl MessageStore for MeteredStore {
         result
     }
 
-    async fn take(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+    async fn spend_view(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Viewed>, StoreError> {
         let started = Started::now();
-        let result = self.inner.take(id).await;
-        self.taken(started, &result);
+        let result = self.inner.spend_view(id, now).await;
+        self.viewed(started, &result);
+        result
+    }
+
+    async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
+        let started = Started::now();
+        let result = self.inner.record(id, now).await;
+        self.metrics.op(self.store, "record", started);
+        if let Err(e) = &result {
+            self.metrics.store_error(e);
+        }
+        result
+    }
+
+    async fn delete(
+        &self,
+        id: &MessageId,
+        receipt: &ReceiptDigest,
+        now: UnixMillis,
+    ) -> Result<Option<Receipt>, StoreError> {
+        // Whether this call destroyed the message: the receipt before says whether a view was
+        // left, the answer whether it is deleted now. (A second delete finds it deleted already.)
+        let before = self.inner.record(id, now).await.ok().flatten().map(|r| r.views_left() > 0);
+        let started = Started::now();
+        let result = self.inner.delete(id, receipt, now).await;
+        self.metrics.op(self.store, "delete", started);
+        match &result {
+            Ok(Some(r)) if r.state == ReceiptState::Deleted && before == Some(true) => {
+                self.metrics.deleted.inc();
+            }
+            Ok(_) => {}
+            Err(e) => self.metrics.store_error(e),
+        }
         result
     }
 
@@ -375,10 +423,10 @@ impl MessageStore for MeteredStore {
         Some(result)
     }
 
-    fn take_at_once(&self, id: &MessageId) -> Option<Result<Option<StoredMessage>, StoreError>> {
+    fn spend_view_at_once(&self, id: &MessageId, now: UnixMillis) -> Option<Result<Option<Viewed>, StoreError>> {
         let started = Started::now();
-        let result = self.inner.take_at_once(id)?;
-        self.taken(started, &result);
+        let result = self.inner.spend_view_at_once(id, now)?;
+        self.viewed(started, &result);
         Some(result)
     }
 }
@@ -422,10 +470,9 @@ impl RateLimiter for MeteredLimiter {
 
 /// A [`CountingStore`] that counts what passes through it, as [`MeteredStore`] and
 /// [`MeteredLimiter`] do for the two ports it joins (its operations are labelled
-/// `insert_counted` and `take_counted`: one Redis script each).
+/// `insert_counted` and `spend_view_counted`: one Redis script each).
 pub(crate) struct MeteredCounting {
     pub(crate) inner: Arc<dyn CountingStore>,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) store: &'static str,
 }
@@ -464,24 +511,20 @@ impl CountingStore for MeteredCounting {
         result
     }
 
-    async fn take_counted(
+    async fn spend_view_counted(
         &self,
         client: &str,
         now: UnixMillis,
         limit: RateLimit,
         id: &MessageId,
-    ) -> Result<Counted<Option<StoredMessage>>, StoreError> {
+    ) -> Result<Counted<Option<Viewed>>, StoreError> {
         let started = Started::now();
-        let result = self.inner.take_counted(client, now, limit, id).await;
-        self.metrics.op(self.store, "take_counted", started);
-        self.outcome(&result, |taken| match taken {
-            Some(m) if m.is_expired(self.clock.now()) => {
-                self.metrics.expired.inc();
+        let result = self.inner.spend_view_counted(client, now, limit, id).await;
+        self.metrics.op(self.store, "spend_view_counted", started);
+        self.outcome(&result, |viewed| {
+            if let Some(v) = viewed {
+                self.metrics.viewed(v);
             }
-            Some(_) => {
-                self.metrics.burned.inc();
-            }
-            None => {}
         });
         result
     }

@@ -175,12 +175,10 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         StoreKind::Redis(c) if c.is_cluster() => ("redis-cluster", "redis"),
         StoreKind::Redis(_) => ("redis", "redis"),
     };
-    let store =
-        Arc::new(MeteredStore { inner: store, clock: clock.clone(), metrics: metrics.clone(), store: store_label });
+    let store = Arc::new(MeteredStore { inner: store, metrics: metrics.clone(), store: store_label });
     let limiter = Arc::new(MeteredLimiter { inner: limiter, metrics: metrics.clone(), store: store_label });
     let counting = counting.map(|inner| {
-        Arc::new(MeteredCounting { inner, clock: clock.clone(), metrics: metrics.clone(), store: store_label })
-            as Arc<dyn CountingStore>
+        Arc::new(MeteredCounting { inner, metrics: metrics.clone(), store: store_label }) as Arc<dyn CountingStore>
     });
     let mut vault = Vault::new(store, limiter, clock, Arc::new(RandomIds), settings.api.policy.clone());
     if let Some(counting) = counting {
@@ -454,7 +452,7 @@ mod tests {
     use super::*;
     use async_trait::async_trait;
     use crypt_domain::testkit::{FixedIds, NoLimit};
-    use crypt_domain::{Inserted, MessageId, StoreError, StoredMessage, Ttl};
+    use crypt_domain::{Inserted, MessageId, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, Viewed};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A store with a bug: every call panics.
@@ -465,7 +463,13 @@ mod tests {
         async fn insert_new(&self, _: &MessageId, _: &StoredMessage, _: Ttl) -> Result<Inserted, StoreError> {
             panic!("a bug in the store");
         }
-        async fn take(&self, _: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        async fn spend_view(&self, _: &MessageId, _: u64) -> Result<Option<Viewed>, StoreError> {
+            panic!("a bug in the store");
+        }
+        async fn record(&self, _: &MessageId, _: u64) -> Result<Option<Record>, StoreError> {
+            panic!("a bug in the store");
+        }
+        async fn delete(&self, _: &MessageId, _: &ReceiptDigest, _: u64) -> Result<Option<Receipt>, StoreError> {
             panic!("a bug in the store");
         }
         async fn ping(&self) -> Result<(), StoreError> {
