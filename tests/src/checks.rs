@@ -65,7 +65,7 @@ async fn round_trip(t: &Target, message: &str) {
     let id = t.create(message).await;
     let r = t.get(&format!("/{id}")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({ "message": message }), "message changed in transit");
+    assert_eq!(r.json(), json!({ "message": message, "views_left": 0 }), "message changed in transit");
 }
 
 /// `POST /` answers 200 with a 5-character `[A-Za-z0-9]` id and an RFC 3339 `expires_at`.
@@ -116,7 +116,7 @@ async fn first_read_returns_the_message_and_destroys_it(launch: Launch) {
     let id = t.create("burn after reading").await;
     let first = t.get(&format!("/{id}")).await;
     assert_eq!(first.status, 200);
-    body_eq(&first, r#"{"message":"burn after reading"}"#);
+    body_eq(&first, r#"{"message":"burn after reading","views_left":0}"#);
     let second = t.get(&format!("/{id}")).await;
     assert_eq!(second.status, 404);
     body_eq(&second, NOT_FOUND);
@@ -413,8 +413,8 @@ async fn cors_preflight_answers_204_on_any_path(launch: Launch) {
         let r = t.send("OPTIONS", path, None, &headers).await;
         assert_eq!(r.status, 204, "{path}");
         assert!(r.body.is_empty());
-        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, OPTIONS");
-        assert_eq!(r.header("access-control-allow-headers"), "Content-Type");
+        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, DELETE, OPTIONS");
+        assert_eq!(r.header("access-control-allow-headers"), "Content-Type, Authorization");
         assert!(
             r.header("access-control-max-age").parse::<u64>().is_ok(),
             "max age {:?}",
@@ -434,7 +434,7 @@ async fn preflight_with_an_empty_body_is_204(launch: Launch) {
         let r = t.send("OPTIONS", path, Some(Vec::new()), &headers).await;
         assert_eq!(r.status, 204, "{path}");
         assert!(r.body.is_empty(), "{path}: {:?}", String::from_utf8_lossy(&r.body));
-        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, OPTIONS");
+        assert_eq!(r.header("access-control-allow-methods"), "GET, POST, DELETE, OPTIONS");
     }
 }
 
@@ -505,7 +505,7 @@ async fn reference_405s_and_nothing_burned(launch: Launch) {
         assert_api_headers(&r, "405");
     }
     let r = t.get(&path).await;
-    assert_eq!((r.status, r.json()), (200, json!({"message": "still here"})));
+    assert_eq!((r.status, r.json()), (200, json!({"message": "still here", "views_left": 0})));
 }
 
 /// A path that is neither `/`, an id nor an operations route is 404 `Not found` (as JSON).
@@ -740,6 +740,330 @@ async fn concurrent_reads_of_one_id_give_exactly_one_200(launch: Launch) {
     }
 }
 
+const VIEWS_RANGE: &str = "Field 'views' must be a whole number from 1 to ";
+
+/// `POST /` with a JSON body: the id and the receipt token, asserting success.
+async fn create_for_sender(t: &Target, body: Value) -> (String, String) {
+    let r = t.post(body).await;
+    assert_eq!(r.status, 200, "create failed: {:?}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    (body["id"].as_str().expect("id").to_owned(), body["receipt"].as_str().expect("receipt").to_owned())
+}
+
+/// `GET /{id}/receipt` with `Authorization: <auth>` (no header when `auth` is `None`).
+async fn receipt_with(t: &Target, id: &str, auth: Option<&str>) -> crate::Resp {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    t.send("GET", &format!("/{id}/receipt"), None, &headers).await
+}
+
+/// `DELETE /{id}` with `Authorization: <auth>` (no header when `auth` is `None`).
+async fn delete_with(t: &Target, id: &str, auth: Option<&str>) -> crate::Resp {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    t.send("DELETE", &format!("/{id}"), None, &headers).await
+}
+
+/// A receipt answer's fields, checked for shape: exactly `state`, `views_left`, `read_at` (RFC
+/// 3339 instants, oldest first) and `expires_at`, never the message.
+fn receipt_fields(r: &crate::Resp) -> (String, u64, Vec<i64>, String) {
+    assert_eq!(r.status, 200, "receipt: {:?}", String::from_utf8_lossy(&r.body));
+    assert_api_headers(r, "receipt");
+    let body = r.json();
+    let keys: Vec<&String> = body.as_object().expect("a receipt is an object").keys().collect();
+    assert_eq!(keys.len(), 4, "a receipt has exactly state, views_left, read_at, expires_at: {body}");
+    let read_at: Vec<i64> = body["read_at"]
+        .as_array()
+        .expect("read_at is a list")
+        .iter()
+        .map(|at| parse_rfc3339(at.as_str().expect("read_at holds strings")))
+        .collect();
+    assert!(read_at.windows(2).all(|w| w[0] <= w[1]), "read_at is oldest first: {body}");
+    let expires_at = body["expires_at"].as_str().expect("expires_at");
+    parse_rfc3339(expires_at);
+    (
+        body["state"].as_str().expect("state").to_owned(),
+        body["views_left"].as_u64().expect("views_left is a number"),
+        read_at,
+        expires_at.to_owned(),
+    )
+}
+
+/// `"views": N` (SPEC Part 2 item 9): each read answers the message and the views left, the
+/// one that spends the last destroys it; without `views`, one read as in Part 1.
+async fn views_are_spent_one_by_one_then_the_message_is_gone(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let (id, _) = create_for_sender(&t, json!({"message": "for a team of three", "views": 3})).await;
+    for left in [2, 1, 0] {
+        let r = t.get(&format!("/{id}")).await;
+        assert_eq!((r.status, r.json()), (200, json!({"message": "for a team of three", "views_left": left})));
+    }
+    let r = t.get(&format!("/{id}")).await;
+    assert_eq!(r.status, 404);
+    body_eq(&r, NOT_FOUND);
+    let (id, _) = create_for_sender(&t, json!({"message": "one", "views": 1.0})).await;
+    assert_eq!(t.get(&format!("/{id}")).await.json(), json!({"message": "one", "views_left": 0}));
+    assert_eq!(t.get(&format!("/{id}")).await.status, 404);
+}
+
+/// `views` out of range or not a whole number: 400 with the allowed range, and nothing stored
+/// (the next create still succeeds).
+async fn bad_views_are_400_with_the_range(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let mut bad = vec![json!(0), json!("3"), json!(2.5), json!(-1), json!(true), json!(null), json!([3]), json!({})];
+    if t.caps.configurable {
+        bad.push(json!(101));
+    }
+    for views in bad {
+        let r = t.post(json!({"message": "x", "views": views})).await;
+        assert_eq!(r.status, 400, "views {views}");
+        let error = error_of(&r);
+        assert!(error.starts_with(VIEWS_RANGE), "views {views}: {error}");
+        if t.caps.configurable {
+            assert_eq!(error, format!("{VIEWS_RANGE}100"), "views {views}");
+        }
+    }
+    if !t.caps.configurable {
+        return not_applicable("CRYPT_MAX_VIEWS", &t, "the deployment's maximum is unknown");
+    }
+    let t = launch(Profile::base().with("CRYPT_MAX_VIEWS", 5)).await;
+    let r = t.post(json!({"message": "x", "views": 6})).await;
+    assert_eq!((r.status, error_of(&r)), (400, format!("{VIEWS_RANGE}5")));
+    let (id, _) = create_for_sender(&t, json!({"message": "x", "views": 5})).await;
+    assert_eq!(t.get(&format!("/{id}")).await.json()["views_left"], 4);
+}
+
+/// The receipt (SPEC Part 2 item 10): a token of at least 128 bits in every create answer;
+/// with it, the state, the views left, when each was spent and the expiry, never the message,
+/// and asking never spends a view.
+async fn the_receipt_says_what_happened_and_never_the_message(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let r = t.post(json!({"message": "a receipt never shows this", "views": 2})).await;
+    assert_eq!(r.status, 200);
+    let created = r.json();
+    let (id, token) = (created["id"].as_str().unwrap(), created["receipt"].as_str().expect("a receipt"));
+    // 22 symbols of 62 are 131 bits.
+    assert!(token.len() >= 22 && token.bytes().all(|b| b.is_ascii_alphanumeric()), "receipt {token:?}");
+    let bearer = format!("Bearer {token}");
+    for _ in 0..3 {
+        let r = receipt_with(&t, id, Some(&bearer)).await;
+        let (state, left, read_at, expires_at) = receipt_fields(&r);
+        assert_eq!((state.as_str(), left, read_at.len()), ("unread", 2, 0));
+        assert_eq!(expires_at, created["expires_at"].as_str().unwrap(), "the receipt's expiry is the message's");
+    }
+    assert_eq!(t.get(&format!("/{id}")).await.json()["views_left"], 1, "asking for the receipt spent a view");
+    let r = receipt_with(&t, id, Some(&bearer)).await;
+    let (state, left, read_at, _) = receipt_fields(&r);
+    assert_eq!((state.as_str(), left, read_at.len()), ("read", 1, 1));
+    assert!((read_at[0] - now_secs()).abs() < 120, "read_at {} is not now", read_at[0]);
+    assert_eq!(t.get(&format!("/{id}")).await.json()["views_left"], 0);
+    let r = receipt_with(&t, id, Some(&bearer)).await;
+    assert!(!String::from_utf8_lossy(&r.body).contains("never shows"), "the receipt showed the message");
+    let (state, left, read_at, _) = receipt_fields(&r);
+    assert_eq!((state.as_str(), left, read_at.len()), ("read", 0, 2), "the receipt outlives the message");
+    assert_eq!(t.get(&format!("/{id}")).await.status, 404);
+}
+
+/// `DELETE /{id}` with the receipt destroys the message unread, at once; the receipt then says
+/// deleted, a second delete answers the same, and a delete after the last view says read.
+async fn the_sender_deletes_before_it_is_read(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let (id, token) = create_for_sender(&t, json!({"message": "sent to the wrong chat", "views": 3})).await;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(t.get(&format!("/{id}")).await.status, 200);
+    for _ in 0..2 {
+        let r = delete_with(&t, &id, Some(&bearer)).await;
+        let (state, left, read_at, _) = receipt_fields(&r);
+        assert_eq!((state.as_str(), left, read_at.len()), ("deleted", 0, 1));
+        let r = t.get(&format!("/{id}")).await;
+        assert_eq!(r.status, 404, "a deleted message was read");
+        body_eq(&r, NOT_FOUND);
+    }
+    let (state, _, read_at, _) = receipt_fields(&receipt_with(&t, &id, Some(&bearer)).await);
+    assert_eq!((state.as_str(), read_at.len()), ("deleted", 1));
+
+    let (id, token) = create_for_sender(&t, json!({"message": "read in time"})).await;
+    assert_eq!(t.get(&format!("/{id}")).await.status, 200);
+    let (state, left, read_at, _) = receipt_fields(&delete_with(&t, &id, Some(&format!("Bearer {token}"))).await);
+    assert_eq!((state.as_str(), left, read_at.len()), ("read", 0, 1), "a delete after the last view");
+}
+
+/// Without the right receipt every answer is Part 1's: `GET /{id}/receipt` 404 `Not found`,
+/// `DELETE /{id}` 405 without `Authorization` and 404 `Message not found` with a wrong one;
+/// and nothing is spent or destroyed.
+async fn wrong_receipts_get_part_1_answers_and_change_nothing(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let (id, token) = create_for_sender(&t, json!({"message": "still mine"})).await;
+    let (_, other) = create_for_sender(&t, json!({"message": "another"})).await;
+    let long = format!("Bearer {}", "a".repeat(10 * 1024));
+    let others = format!("Bearer {other}");
+    let basic = format!("Basic {token}");
+    let upper = format!("Bearer {}", token.to_ascii_uppercase());
+    let wrong =
+        ["", "Bearer", "Bearer ", long.as_str(), others.as_str(), basic.as_str(), token.as_str(), upper.as_str()];
+    for auth in wrong {
+        let shown = &auth[..auth.len().min(40)];
+        let r = receipt_with(&t, &id, Some(auth)).await;
+        assert_eq!((r.status, error_of(&r).as_str()), (404, "Not found"), "receipt with {shown:?}");
+        let r = delete_with(&t, &id, Some(auth)).await;
+        assert_eq!(r.status, 404, "delete with {shown:?}");
+        body_eq(&r, NOT_FOUND);
+    }
+    let r = receipt_with(&t, &id, None).await;
+    assert_eq!((r.status, error_of(&r).as_str()), (404, "Not found"));
+    let r = delete_with(&t, &id, None).await;
+    assert_eq!((r.status, error_of(&r).as_str()), (405, "Method not allowed"));
+    assert!(r.header("allow").contains("GET"), "Allow {:?}", r.header("allow"));
+    let (state, ..) = receipt_fields(&receipt_with(&t, &id, Some(&format!("Bearer {token}"))).await);
+    assert_eq!(state, "unread", "a wrong receipt changed something");
+    assert_eq!(t.get(&format!("/{id}")).await.json(), json!({"message": "still mine", "views_left": 0}));
+}
+
+/// A receipt lives exactly as long as its message could have: after the original expiry it is
+/// gone (404), read or not.
+async fn an_expired_receipt_is_gone(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.configurable {
+        return not_applicable("expired receipt", &t, "needs CRYPT_MIN_TTL_SECS=1");
+    }
+    let (unread, unread_token) = create_for_sender(&t, json!({"message": "left unread", "ttl": 1})).await;
+    let (read, read_token) = create_for_sender(&t, json!({"message": "read at once", "ttl": 1})).await;
+    assert_eq!(t.get(&format!("/{read}")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for (id, token) in [(unread, unread_token), (read, read_token)] {
+        let bearer = format!("Bearer {token}");
+        let r = receipt_with(&t, &id, Some(&bearer)).await;
+        assert_eq!((r.status, error_of(&r).as_str()), (404, "Not found"), "an expired receipt");
+        let r = delete_with(&t, &id, Some(&bearer)).await;
+        assert_eq!(r.status, 404, "a delete after the expiry");
+        body_eq(&r, NOT_FOUND);
+    }
+}
+
+/// Every answer a stranger can get about an id that was read is the one for an id never
+/// stored: the same status, body and headers (but `Date`), for a read, a receipt request and
+/// a delete, with and without a token.
+async fn a_stranger_cannot_tell_a_read_id_from_one_never_stored(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let (read, _) = create_for_sender(&t, json!({"message": "already read"})).await;
+    assert_eq!(t.get(&format!("/{read}")).await.status, 200);
+    let never = "z".repeat(read.len());
+    let guess = format!("Bearer {}", "Q".repeat(32));
+    let asks: [(&str, &str, Option<&str>); 5] = [
+        ("GET", "", None),
+        ("GET", "/receipt", None),
+        ("GET", "/receipt", Some(guess.as_str())),
+        ("DELETE", "", None),
+        ("DELETE", "", Some(guess.as_str())),
+    ];
+    for (method, tail, auth) in asks {
+        let answer = |id: String| {
+            let t = &t;
+            async move {
+                let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+                let r = t.send(method, &format!("/{id}{tail}"), None, &headers).await;
+                let mut headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| *k != "date")
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                    .collect();
+                headers.sort();
+                (r.status, String::from_utf8_lossy(&r.body).into_owned(), headers)
+            }
+        };
+        let (of_read, of_never) = (answer(read.clone()).await, answer(never.clone()).await);
+        assert_eq!(of_read, of_never, "{method} /{{id}}{tail} with {auth:?} tells a read id from one never stored");
+    }
+}
+
+/// Many concurrent reads of an id given N views: exactly N get 200 (each a different
+/// `views_left`), every other a 404. 20 ids of 3 views, 10 readers each, 4 ids at a time.
+async fn concurrent_reads_of_n_views_give_exactly_n_200s(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.exact_once {
+        return not_applicable("exactly N views under concurrent reads", &t, "the store cannot count atomically (KV)");
+    }
+    for batch in 0..5 {
+        let creates =
+            (0..4).map(|i| create_for_sender(&t, json!({"message": format!("race {batch}/{i}"), "views": 3})));
+        let ids: Vec<(String, String)> = futures::future::join_all(creates).await;
+        let rounds = ids.iter().map(|(id, _)| {
+            let t = &t;
+            async move {
+                let path = format!("/{id}");
+                let reads = futures::future::join_all((0..10).map(|_| t.get(&path))).await;
+                (id, reads)
+            }
+        });
+        for (id, reads) in futures::future::join_all(rounds).await {
+            let statuses: Vec<u16> = reads.iter().map(|r| r.status).collect();
+            assert!(statuses.iter().all(|&s| s == 200 || s == 404), "batch {batch}, {id}: {statuses:?}");
+            let mut left: Vec<u64> =
+                reads.iter().filter(|r| r.status == 200).map(|r| r.json()["views_left"].as_u64().unwrap()).collect();
+            left.sort_unstable();
+            assert_eq!(left, [0, 1, 2], "batch {batch}, {id}: {statuses:?}");
+        }
+    }
+}
+
+/// The sender's delete racing the last read: exactly one wins, and the receipt says which
+/// (the reader got the message and the delete answers `read`, or the delete answers `deleted`
+/// and the reader 404). 30 ids.
+async fn a_delete_racing_the_last_read_has_one_winner(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.exact_once {
+        return not_applicable("one winner between a delete and a read", &t, "the store cannot burn atomically (KV)");
+    }
+    let (mut read_won, mut delete_won) = (0, 0);
+    for i in 0..30 {
+        let (id, token) = create_for_sender(&t, json!({"message": format!("race {i}")})).await;
+        let bearer = format!("Bearer {token}");
+        let path = format!("/{id}");
+        let (read, deleted) = futures::join!(t.get(&path), delete_with(&t, &id, Some(&bearer)));
+        let (state, ..) = receipt_fields(&deleted);
+        match (read.status, state.as_str()) {
+            (200, "read") => read_won += 1,
+            (404, "deleted") => delete_won += 1,
+            other => panic!("{id}: read and delete answered {other:?}"),
+        }
+        let (after, ..) = receipt_fields(&receipt_with(&t, &id, Some(&bearer)).await);
+        assert_eq!(after, state, "{id}: the receipt changed its mind");
+    }
+    println!("delete racing the last read: the read won {read_won}, the delete {delete_won}");
+}
+
+/// The sender's requests count against the rate limit like any other, and preflights allow
+/// them (`DELETE`, `Authorization`).
+async fn receipt_requests_are_rate_limited_and_allowed_by_cors(launch: Launch) {
+    let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 3).with("CRYPT_RATE_LIMIT_WINDOW_SECS", 60)).await;
+    let headers = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "DELETE"),
+        ("access-control-request-headers", "authorization"),
+    ];
+    let r = t.send("OPTIONS", "/abcde", None, &headers).await;
+    assert_eq!(r.status, 204);
+    assert!(
+        r.header("access-control-allow-methods").contains("DELETE"),
+        "{:?}",
+        r.header("access-control-allow-methods")
+    );
+    assert!(
+        r.header("access-control-allow-headers").to_ascii_lowercase().contains("authorization"),
+        "{:?}",
+        r.header("access-control-allow-headers")
+    );
+    if !t.caps.configurable {
+        return not_applicable("the sender's requests and the rate limit", &t, "needs CRYPT_RATE_LIMIT_MAX=3");
+    }
+    let (id, token) = create_for_sender(&t, json!({"message": "counted"})).await;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(receipt_with(&t, &id, Some(&bearer)).await.status, 200);
+    assert_eq!(delete_with(&t, &id, Some("Bearer wrong")).await.status, 404);
+    for r in [receipt_with(&t, &id, Some(&bearer)).await, delete_with(&t, &id, Some(&bearer)).await] {
+        assert_eq!((r.status, error_of(&r).as_str()), (429, "Rate limit exceeded"));
+    }
+}
+
 /// `/healthz` and `/readyz` answer 200 and are not rate limited.
 async fn health_and_readiness_answer(launch: Launch) {
     let t = launch(Profile::base().with("CRYPT_RATE_LIMIT_MAX", 2)).await;
@@ -849,7 +1173,7 @@ async fn link_preview_bots_burn_nothing(launch: Launch) {
         assert!(head.status == 200 || head.status == 405, "{agent}: HEAD {}", head.status);
     }
     let r = t.get(&format!("/{id}")).await;
-    assert_eq!((r.status, r.json()), (200, json!({"message": "previewed by every bot"})));
+    assert_eq!((r.status, r.json()), (200, json!({"message": "previewed by every bot", "views_left": 0})));
     assert_eq!(t.get(&format!("/{id}")).await.status, 404);
 }
 
@@ -912,7 +1236,11 @@ async fn create_tokens_guard_creates_and_reads_stay_open(launch: Launch) {
     }
     for id in ids {
         let r = t.get(&format!("/{id}")).await;
-        assert_eq!((r.status, r.json()), (200, json!({"message": "behind a token"})), "reads need no token");
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"message": "behind a token", "views_left": 0})),
+            "reads need no token"
+        );
     }
     assert_eq!(t.send("OPTIONS", "/", None, &[]).await.status, 204);
     assert_eq!(t.send("GET", "/s/abcde", None, &[("accept", BROWSER_ACCEPT)]).await.status, 200);
