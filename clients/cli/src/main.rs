@@ -1,10 +1,13 @@
-//! `crypt`: send a secret end-to-end encrypted, and open a link.
+//! `crypt`: send a secret end-to-end encrypted, open a link, and, as its sender, learn whether
+//! it was read or delete it unread.
 //!
 //! ```text
 //! $ printf 'the vault code is 7421' | crypt send --ttl 1h
 //! https://crypt.example/s/k3p9x#6Jq...
 //! $ crypt open 'https://crypt.example/s/k3p9x#6Jq...'
 //! the vault code is 7421
+//! $ crypt status 'https://crypt.example/r/k3p9x#Rk2...'
+//! read at 2026-12-03T09:12:44Z; destroyed
 //! ```
 //!
 //! The secret is sealed here (crypt-envelope: AES-256-GCM, optional passphrase) before it is
@@ -30,8 +33,11 @@ mod exit {
     pub const USAGE: u8 = 2;
     /// The secret was fetched (so it is destroyed) but could not be opened.
     pub const UNOPENABLE: u8 = 3;
-    /// No such secret: already read, expired, or never there.
+    /// No such secret: already read, expired, or never there (for `status` and `delete`: no
+    /// such receipt, or it expired with its secret).
     pub const NOT_FOUND: u8 = 4;
+    /// `delete` came too late: every view was read first, so there was nothing to delete.
+    pub const ALREADY_READ: u8 = 5;
 }
 
 #[derive(Parser)]
@@ -51,6 +57,10 @@ enum Command {
         /// How long the secret lives unread: seconds, or with a unit (90s, 15m, 2h, 1d).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
+        /// How many times it can be read before it is destroyed (default 1; the service sets
+        /// the most, 100 unless its operator changed it).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        views: Option<u32>,
         /// Also protect it with a passphrase, asked for without echo (twice).
         #[arg(long, conflicts_with = "passphrase_file")]
         passphrase: bool,
@@ -60,20 +70,36 @@ enum Command {
         /// Read the secret from this file instead of stdin.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
-        /// Print {"link", "id", "expires_at"} as JSON instead of the bare link.
+        /// Print {"link", "id", "expires_at", "receipt_link"} as JSON instead of the bare link.
         #[arg(long)]
         json: bool,
         /// A create token, for a service that requires one (sent as `Authorization: Bearer`).
         #[arg(long, env = "CRYPT_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
-    /// Fetch a secret (destroying it on the service), decrypt it, and write it to stdout.
+    /// Fetch a secret (spending a view; the last destroys it), decrypt it, and write it to stdout.
     Open {
         /// The share link, with its `#key` part.
         link: String,
         /// The passphrase, from the first line of this file (otherwise asked for when needed).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+    },
+    /// As the sender, with the receipt link `send` gave: whether the secret was read, and when.
+    Status {
+        /// The receipt link (`.../r/{id}#...`).
+        receipt_link: String,
+        /// Print the service's receipt as JSON ({"state", "views_left", "read_at", "expires_at"}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// As the sender, with the receipt link `send` gave: destroy the secret before it is read.
+    Delete {
+        /// The receipt link (`.../r/{id}#...`).
+        receipt_link: String,
+        /// Print the service's receipt after the delete as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -102,13 +128,14 @@ impl From<ServiceError> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send { server, ttl, passphrase, passphrase_file, file, json, token } => {
+        Command::Send { server, ttl, views, passphrase, passphrase_file, file, json, token } => {
             let service = Service::new(&server, token.as_deref());
-            service
-                .map_err(|e| fail(exit::USAGE, e))
-                .and_then(|service| send(&service, ttl, passphrase, passphrase_file, file, json))
+            let sending = Sending { ttl, views, ask_passphrase: passphrase, passphrase_file, file, json };
+            service.map_err(|e| fail(exit::USAGE, e)).and_then(|service| send(&service, sending))
         }
         Command::Open { link, passphrase_file } => open(&link, passphrase_file),
+        Command::Status { receipt_link, json } => status(&receipt_link, json),
+        Command::Delete { receipt_link, json } => delete(&receipt_link, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,14 +186,18 @@ fn prompt(question: &str) -> Result<Zeroizing<String>, Failure> {
         .map_err(|e| fail(exit::USAGE, format!("cannot ask for the passphrase (no terminal?): {e}")))
 }
 
-fn send(
-    service: &Service,
+/// What `crypt send` was asked to do.
+struct Sending {
     ttl: Option<u64>,
+    views: Option<u32>,
     ask_passphrase: bool,
     passphrase_file: Option<PathBuf>,
     file: Option<PathBuf>,
     json: bool,
-) -> Result<(), Failure> {
+}
+
+fn send(service: &Service, sending: Sending) -> Result<(), Failure> {
+    let Sending { ttl, views, ask_passphrase, passphrase_file, file, json } = sending;
     let passphrase = match (ask_passphrase, &passphrase_file) {
         (_, Some(path)) => Some(passphrase_from_file(path)?),
         (true, None) => {
@@ -214,17 +245,104 @@ fn send(
     }
     let key = Key::generate();
     let envelope = crypt_envelope::seal(&secret, &key, passphrase.as_deref().map(String::as_str));
-    let created = service.create(&envelope, ttl)?;
+    let created = service.create(&envelope, ttl, views)?;
     let fragment = Fragment { key, passphrase: passphrase.is_some() };
     let link = Link::share(service.base(), &created.id, &fragment);
+    let receipt_link = created.receipt.as_deref().map(|r| Link::receipt(service.base(), &created.id, r));
     let mut out = std::io::stdout().lock();
     let written = if json {
-        let body = serde_json::json!({ "link": link, "id": created.id, "expires_at": created.expires_at });
+        let body = serde_json::json!({
+            "link": link,
+            "id": created.id,
+            "expires_at": created.expires_at,
+            "receipt_link": receipt_link,
+        });
         writeln!(out, "{body}")
     } else {
         writeln!(out, "{link}")
     };
-    written.map_err(|e| fail(exit::SERVICE, format!("the secret is stored but its link could not be written: {e}")))
+    written.map_err(|e| fail(exit::SERVICE, format!("the secret is stored but its link could not be written: {e}")))?;
+    // The receipt link is the sender's alone: said to the person at the terminal, never on
+    // stdout (which a pipe passes on with the share link) nor into a redirected stderr (a log).
+    if let (Some(receipt_link), false, true) = (receipt_link, json, std::io::stderr().is_terminal()) {
+        eprintln!("Your receipt link (keep it to yourself; it never opens the secret):");
+        eprintln!("  {receipt_link}");
+        eprintln!("`crypt status` with it says whether the secret was read; `crypt delete` destroys it unread.");
+    }
+    Ok(())
+}
+
+/// The receipt link's service, id and receipt.
+fn receipt_link(raw: &str) -> Result<(Service, String, Zeroizing<String>), Failure> {
+    let link = Link::parse_receipt(raw).map_err(|e| fail(exit::USAGE, e))?;
+    let service = Service::new(&link.base, None).map_err(|e| fail(exit::USAGE, e))?;
+    Ok((service, link.id, Zeroizing::new(link.fragment.unwrap_or_default())))
+}
+
+/// The service's 404 for a receipt, in the sender's words.
+fn receipt_failure(e: ServiceError) -> Failure {
+    match e {
+        ServiceError::Answered { status: 404, .. } => fail(
+            exit::NOT_FOUND,
+            "no such receipt: it expired with its secret (a receipt lasts as long as the secret could have), \
+             or the link is wrong",
+        ),
+        e => e.into(),
+    }
+}
+
+/// A receipt in plain words: one line.
+fn describe(r: &service::Receipt) -> String {
+    let reads = match r.read_at.as_slice() {
+        [] => String::new(),
+        [at] => format!("read at {at}"),
+        [first, .., last] => format!("read {} times, first at {first}, last at {last}", r.read_at.len()),
+    };
+    match (r.state.as_str(), reads.is_empty()) {
+        ("unread", _) => format!("unread; {} left; expires at {}", views(r.views_left), r.expires_at),
+        ("deleted", true) => "deleted unread by the sender; nobody can read it now".to_owned(),
+        ("deleted", false) => format!("{reads}, then deleted by the sender; nobody can read it now"),
+        (_, _) if r.views_left == 0 => format!("{reads}; destroyed"),
+        (_, _) => format!("{reads}; {} left; expires at {}", views(r.views_left), r.expires_at),
+    }
+}
+
+fn times(n: u64) -> String {
+    if n == 1 {
+        "1 time".to_owned()
+    } else {
+        format!("{n} times")
+    }
+}
+
+fn views(n: u64) -> String {
+    if n == 1 {
+        "1 view".to_owned()
+    } else {
+        format!("{n} views")
+    }
+}
+
+fn print_receipt(receipt: &service::Receipt, json: bool) -> Result<(), Failure> {
+    let text = if json { serde_json::to_string(receipt).unwrap_or_default() } else { describe(receipt) };
+    writeln!(std::io::stdout().lock(), "{text}").map_err(|e| fail(exit::SERVICE, format!("cannot write: {e}")))
+}
+
+fn status(raw_link: &str, json: bool) -> Result<(), Failure> {
+    let (service, id, receipt) = receipt_link(raw_link)?;
+    let answer = service.receipt(&id, &receipt).map_err(receipt_failure)?;
+    print_receipt(&answer, json)
+}
+
+fn delete(raw_link: &str, json: bool) -> Result<(), Failure> {
+    let (service, id, receipt) = receipt_link(raw_link)?;
+    let answer = service.delete(&id, &receipt).map_err(receipt_failure)?;
+    print_receipt(&answer, json)?;
+    if answer.state == "deleted" {
+        Ok(())
+    } else {
+        Err(fail(exit::ALREADY_READ, "too late: every view was read before the delete, so nothing was deleted"))
+    }
 }
 
 fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure> {
@@ -256,7 +374,11 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure>
         (None, false) => None,
     };
     let service = Service::new(&link.base, None).map_err(|e| fail(exit::USAGE, e))?;
-    let message = Zeroizing::new(service.take(&link.id)?);
+    let read = service.read(&link.id)?;
+    let message = Zeroizing::new(read.message);
+    if read.views_left > 0 {
+        eprintln!("crypt: this link can be opened {} more before it is destroyed", times(read.views_left));
+    }
     let mut tries = 1;
     let plaintext = loop {
         match crypt_envelope::open(&message, &fragment.key, passphrase.as_deref().map(String::as_str)) {

@@ -52,13 +52,38 @@ impl std::fmt::Display for ServiceError {
     }
 }
 
-/// A stored secret's receipt.
+/// What a create answers.
 #[derive(Debug, serde::Deserialize)]
 pub struct Created {
     /// Its id.
     pub id: String,
     /// When it expires (RFC 3339), if the service says.
     pub expires_at: Option<String>,
+    /// The sender's receipt token, from a service that gives one (SPEC Part 2 item 10).
+    pub receipt: Option<String>,
+}
+
+/// A read: the message, and the views left after it (a service without views says none).
+#[derive(serde::Deserialize)]
+pub struct Viewed {
+    /// The message, as stored.
+    pub message: String,
+    /// Views left after this one; 0 when the message is now destroyed.
+    #[serde(default)]
+    pub views_left: u64,
+}
+
+/// The sender's receipt: what happened to a secret.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct Receipt {
+    /// `unread`, `read` or `deleted`.
+    pub state: String,
+    /// Views that can still be spent.
+    pub views_left: u64,
+    /// When each view was spent (RFC 3339), oldest first.
+    pub read_at: Vec<String>,
+    /// When the secret, and this receipt, expire.
+    pub expires_at: String,
 }
 
 /// One crypt service.
@@ -97,10 +122,13 @@ impl Service {
     ///
     /// # Errors
     /// [`ServiceError`] when it was not stored.
-    pub fn create(&self, message: &str, ttl: Option<u64>) -> Result<Created, ServiceError> {
+    pub fn create(&self, message: &str, ttl: Option<u64>, views: Option<u32>) -> Result<Created, ServiceError> {
         let mut body = serde_json::json!({ "message": message });
         if let Some(ttl) = ttl {
             body["ttl"] = ttl.into();
+        }
+        if let Some(views) = views {
+            body["views"] = views.into();
         }
         let mut req = self.http.post(format!("{}/", self.base)).json(&body);
         if let Some(token) = &self.token {
@@ -111,19 +139,37 @@ impl Service {
         serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
     }
 
-    /// Reads and destroys the message under `id`.
+    /// Spends one view of the message under `id`: on its last view, this destroys it.
     ///
     /// # Errors
     /// [`ServiceError`] when there is none or the service failed.
-    pub fn take(&self, id: &str) -> Result<String, ServiceError> {
-        #[derive(serde::Deserialize)]
-        struct Read {
-            message: String,
-        }
+    pub fn read(&self, id: &str) -> Result<Viewed, ServiceError> {
         let text = self.answer(self.http.get(format!("{}/{id}", self.base)).send(), true)?;
-        serde_json::from_str::<Read>(&text)
-            .map(|r| r.message)
+        serde_json::from_str::<Viewed>(&text)
             .map_err(|_| ServiceError::Unexpected("the read answer has no message".into()))
+    }
+
+    /// The receipt of `id` (which spends nothing).
+    ///
+    /// # Errors
+    /// [`ServiceError`]: 404 when the receipt is wrong or expired.
+    pub fn receipt(&self, id: &str, receipt: &str) -> Result<Receipt, ServiceError> {
+        let resp = self.http.get(format!("{}/{id}/receipt", self.base)).bearer_auth(receipt).send();
+        Self::receipt_from(&self.answer(resp, false)?)
+    }
+
+    /// Destroys the message under `id` unread, and answers the receipt after it (`read` when
+    /// every view was spent first, so there was nothing left to delete).
+    ///
+    /// # Errors
+    /// [`ServiceError`]: 404 when the receipt is wrong or expired.
+    pub fn delete(&self, id: &str, receipt: &str) -> Result<Receipt, ServiceError> {
+        let resp = self.http.delete(format!("{}/{id}", self.base)).bearer_auth(receipt).send();
+        Self::receipt_from(&self.answer(resp, false)?)
+    }
+
+    fn receipt_from(text: &str) -> Result<Receipt, ServiceError> {
+        serde_json::from_str(text).map_err(|_| ServiceError::Unexpected("the answer is not a receipt".into()))
     }
 
     fn answer(&self, resp: reqwest::Result<reqwest::blocking::Response>, read: bool) -> Result<String, ServiceError> {

@@ -142,6 +142,8 @@ fn send_then_open_round_trips_and_the_service_sees_only_ciphertext() {
     assert!(sent.status.success(), "{}", stderr(&sent));
     let link = stdout(&sent).trim().to_owned();
     assert!(link.starts_with(&format!("{}/s/", c.url())), "{link}");
+    // Off a terminal the receipt is not said: stderr may be a log (`--json` carries it).
+    assert!(stderr(&sent).is_empty(), "{}", stderr(&sent));
     let key = link.split('#').nth(1).unwrap().to_owned();
     assert_eq!(key.len(), 43, "{link}");
     let opened = crypt(&["open", &link], b"");
@@ -279,6 +281,80 @@ fn bad_input_and_an_absent_service_are_said_plainly() {
     fails_with(&crypt(&["send", "--server", "ftp://nope"], b"x"), 2, "not a service URL");
 }
 
+/// `send --views`, then the sender's `status` and `delete` with the receipt link, each with its
+/// words and exit code, and the reader told how many views are left.
+#[test]
+fn the_sender_follows_and_deletes_a_secret_with_the_receipt_link() {
+    let c = Crypt::start();
+    let sent = crypt(&["send", "--server", &c.url(), "--views", "2", "--json"], b"for two readers");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&sent)).unwrap();
+    let (link, receipt) = (v["link"].as_str().unwrap(), v["receipt_link"].as_str().unwrap());
+    let id = id_of(link);
+    assert!(receipt.starts_with(&format!("{}/r/{id}#", c.url())), "{receipt}");
+    assert!(receipt.split('#').nth(1).unwrap().len() >= 22, "{receipt}");
+
+    let status = crypt(&["status", receipt], b"");
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let words = stdout(&status);
+    assert!(words.starts_with("unread; 2 views left; expires at 20"), "{words}");
+    let opened = crypt(&["open", link], b"");
+    assert_eq!(stdout(&opened), "for two readers");
+    assert!(stderr(&opened).contains("can be opened 1 time more"), "{}", stderr(&opened));
+    let words = stdout(&crypt(&["status", receipt], b""));
+    assert!(words.starts_with("read at 20") && words.contains("; 1 view left; expires at"), "{words}");
+    let json = crypt(&["status", receipt, "--json"], b"");
+    let r: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(
+        (r["state"].as_str(), r["views_left"].as_u64(), r["read_at"].as_array().map(Vec::len)),
+        (Some("read"), Some(1), Some(1))
+    );
+
+    for _ in 0..2 {
+        let deleted = crypt(&["delete", receipt], b"");
+        assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
+        assert!(
+            stdout(&deleted).contains("then deleted by the sender; nobody can read it now"),
+            "{}",
+            stdout(&deleted)
+        );
+    }
+    fails_with(&crypt(&["open", link], b""), 4, "Message not found");
+
+    // A delete after the last view is too late, and says so with its own exit code.
+    let sent = crypt(&["send", "--server", &c.url(), "--json"], b"read at once");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&sent)).unwrap();
+    assert_eq!(stdout(&crypt(&["open", v["link"].as_str().unwrap()], b"")), "read at once");
+    let late = crypt(&["delete", v["receipt_link"].as_str().unwrap()], b"");
+    assert_eq!(late.status.code(), Some(5), "{}", stderr(&late));
+    assert!(stdout(&late).starts_with("read at 20") && stdout(&late).contains("; destroyed"), "{}", stdout(&late));
+    assert!(stderr(&late).contains("too late: every view was read before the delete"), "{}", stderr(&late));
+}
+
+#[test]
+fn receipt_links_wrong_or_mixed_up_are_said_and_spend_nothing() {
+    let c = Crypt::start();
+    let sent = crypt(&["send", "--server", &c.url(), "--json"], b"kept");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&sent)).unwrap();
+    let (link, receipt) = (v["link"].as_str().unwrap(), v["receipt_link"].as_str().unwrap());
+    fails_with(&crypt(&["status", link], b""), 2, "this is a share link, not a receipt link");
+    fails_with(&crypt(&["delete", link], b""), 2, "this is a share link, not a receipt link");
+    fails_with(&crypt(&["open", receipt], b""), 2, "this is a receipt link, for the sender");
+    let bare = receipt.split('#').next().unwrap();
+    fails_with(&crypt(&["status", bare], b""), 2, "has no receipt");
+    let wrong = format!("{bare}#{}", "W".repeat(32));
+    fails_with(&crypt(&["status", &wrong], b""), 4, "no such receipt: it expired with its secret");
+    fails_with(&crypt(&["delete", &wrong], b""), 4, "no such receipt");
+    let zero = crypt(&["send", "--server", &c.url(), "--views", "0"], b"x");
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    fails_with(
+        &crypt(&["send", "--server", &c.url(), "--views", "101"], b"x"),
+        1,
+        "Field 'views' must be a whole number from 1 to 100",
+    );
+    assert_eq!(stdout(&crypt(&["open", link], b"")), "kept", "a wrong receipt spent or destroyed it");
+}
+
 /// Runs `crypt` on a terminal (a pseudo-terminal from `script`), typing `typed` into it.
 fn crypt_on_a_terminal(args: &str, typed: &str) -> (Option<i32>, String) {
     let mut child = Command::new("script")
@@ -316,6 +392,9 @@ fn on_a_terminal_the_passphrase_is_asked_without_echo_and_can_be_retried() {
     assert!(!screen.contains("open sesame"), "the passphrase was echoed: {screen}");
     let link = screen.lines().find(|l| l.contains("/s/")).unwrap().trim().to_owned();
     assert!(link.ends_with(".p"), "{link}");
+    // On a terminal the sender is also given the receipt link (on stderr).
+    assert!(screen.contains("Your receipt link (keep it to yourself"), "{screen}");
+    assert!(screen.lines().any(|l| l.trim().starts_with(&format!("{}/r/", c.url()))), "{screen}");
     let (code, screen) = crypt_on_a_terminal(&format!("open '{link}'"), "wrong guess\nopen sesame\n");
     assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("Passphrase: "), "{screen}");
