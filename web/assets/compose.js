@@ -21,7 +21,14 @@ async function create(event) {
   const secret = $("secret").value;
   const passphrase = $("passphrase").value;
   const plaintext = new TextEncoder().encode(secret);
+  const viewsField = $("views");
+  const views = Number(viewsField.value);
+  const maxViews = Number(viewsField.max);
   if (secret.trim() === "") return fail("Write the secret first.");
+  if (!Number.isInteger(views) || views < 1 || views > maxViews) {
+    viewsField.focus();
+    return fail(`The times it can be opened must be a whole number from 1 to ${maxViews}.`);
+  }
   if (plaintext.length > MAX_PLAINTEXT) {
     return fail(`The secret is ${plaintext.length} bytes; at most ${MAX_PLAINTEXT} fit once encrypted.`);
   }
@@ -36,7 +43,7 @@ async function create(event) {
       resp = await fetch(new URL(".", base), {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "application/json" },
-        body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value) }),
+        body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value), views }),
         cache: "no-store",
       });
     } catch {
@@ -55,9 +62,21 @@ async function create(event) {
     const link = new URL(`s/${body.id}`, base);
     link.hash = encodeFragment(key, passphrase !== "");
     $("link").value = link.href;
-    $("expiry").textContent = body.expires_at
-      ? `Unless it is read first, it is destroyed at ${new Date(body.expires_at).toLocaleString()}.`
-      : "";
+    $("link-label").textContent = views === 1
+      ? "Share this link. It works once."
+      : `Share this link. It works ${views} times.`;
+    const until = body.expires_at ? new Date(body.expires_at).toLocaleString() : null;
+    $("expiry").textContent = until === null ? ""
+      : views === 1 ? `Unless it is read first, it is destroyed at ${until}.`
+      : `Unless it is opened ${views} times first, it is destroyed at ${until}.`;
+    // The receipt token travels only in the receipt link's fragment, as the key does.
+    const receipt = typeof body.receipt === "string" && /^[A-Za-z0-9]+$/.test(body.receipt) ? body.receipt : null;
+    $("receipt-box").hidden = receipt === null;
+    if (receipt !== null) {
+      const receiptLink = new URL(`r/${body.id}`, base);
+      receiptLink.hash = receipt;
+      $("receipt-link").value = receiptLink.href;
+    }
     $("passphrase-note").hidden = passphrase === "";
     form.hidden = true;
     $("result").hidden = false;
@@ -65,6 +84,7 @@ async function create(event) {
     $("result-title").focus();
     $("secret").value = "";
     $("passphrase").value = "";
+    viewsField.value = "1";
   } catch (e) {
     fail(`Could not create the link: ${e.message}`);
   } finally {
@@ -72,11 +92,11 @@ async function create(event) {
   }
 }
 
-async function copy(text, button) {
+async function copy(field, button) {
   try {
-    await navigator.clipboard.writeText(text);
+    await navigator.clipboard.writeText(field.value);
   } catch {
-    $("link").select();
+    field.select();
     document.execCommand("copy");
   }
   const label = button.textContent;
@@ -85,7 +105,8 @@ async function copy(text, button) {
 }
 
 form.addEventListener("submit", create);
-$("copy-link").addEventListener("click", () => copy($("link").value, $("copy-link")));
+$("copy-link").addEventListener("click", () => copy($("link"), $("copy-link")));
+$("copy-receipt").addEventListener("click", () => copy($("receipt-link"), $("copy-receipt")));
 $("another").addEventListener("click", () => {
   $("result").hidden = true;
   form.hidden = false;

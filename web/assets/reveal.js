@@ -1,5 +1,5 @@
 // The reveal page. Loading it touches nothing on the server: only the reveal button fetches the
-// secret (and so destroys it). Decryption happens here, with the key from the link's fragment.
+// secret (and so spends one of its views; the last destroys it). Decryption happens here, with the key from the link's fragment.
 import { decodeFragment, needsPassphrase, open, EnvelopeError } from "./envelope.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +13,7 @@ const apiUrl = match ? new URL(`${match[1]}/${id}`, location.origin) : null;
 
 let fragment = null;
 let envelope = null; // kept after the fetch, so a mistyped passphrase can be tried again
+let viewsLeft = 0; // what the read said: views left after it
 
 function fail(message) {
   error.textContent = message;
@@ -22,6 +23,12 @@ function fail(message) {
 
 function show(text, encrypted) {
   $("secret").value = text;
+  // With views left, the link still opens it; the last view destroyed it.
+  $("burned").hidden = viewsLeft > 0;
+  $("views-left").hidden = viewsLeft === 0;
+  $("views-left").textContent = viewsLeft === 1
+    ? "The link can open it 1 more time; then it is destroyed on the server."
+    : `The link can open it ${viewsLeft} more times; then it is destroyed on the server.`;
   $("plain-warning").hidden = encrypted;
   $("reveal-form").hidden = true;
   $("intro").hidden = true;
@@ -68,7 +75,10 @@ async function fetchEnvelope() {
     throw new Error(`Too many requests from here${wait ? `; try again in ${wait} s` : ""}. The secret is still there.`);
   }
   if (resp.ok) {
-    if (body && typeof body.message === "string") return body.message;
+    if (body && typeof body.message === "string") {
+      viewsLeft = Number.isInteger(body.views_left) && body.views_left > 0 ? body.views_left : 0;
+      return body.message;
+    }
     // The service answered the read, so the secret is gone there; it never arrived here.
     throw new Error("The service's answer was cut off on its way here. The secret is probably destroyed on the server and cannot be shown: ask the sender for a new one.");
   }

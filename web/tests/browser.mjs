@@ -5,7 +5,8 @@
 // plan = {
 //   base: "http://127.0.0.1:PORT",          the service
 //   shots: "target/screenshots/NAME",       where to save screenshots (prefix)
-//   compose: [{ secret, passphrase? }],      written through the form, in one browser context
+//   compose: [{ secret, passphrase?,         written through the form, in one browser context
+//               views? }],
 //   visit: [link],                           loaded in a second context, nothing pressed
 //   open: [{ link, passphrases?: [..],       loaded in a second context, reveal pressed (once per
 //            fault? }],                      passphrase given, in order, or once without); with
@@ -13,9 +14,16 @@
 //                                            answer is cut short on the way back, with "refused"
 //                                            it never leaves the browser
 //   composeFaults: ["cut" | "refused"],      a create through the form with that fault
+//   receipts: [{ link, press: [..] }],       the sender's receipt page ("composed:N": the receipt
+//                                            link the form gave for compose[N]), loaded (its requests
+//                                            recorded), then each button pressed in order:
+//                                            "check", "again" (check again) or "delete"
 // }
-// result = { composed: [link], opened: [{ link, text, error, plainWarning }],
-//            composeFaults: [{ fault, error, link }] }
+// result = { composed: [link], receiptLinks: [link], composedSaid: [{ label, expiry }],
+//            opened: [{ link, text, error, plainWarning, burned, viewsLeft }],
+//            composeFaults: [{ fault, error, link }],
+//            receipts: [{ link, loadRequests: [path], seen: [{ title, detail, reads, deletable,
+//                         status, error }] }] }
 import { chromium } from "playwright-core";
 
 const plan = JSON.parse(await new Promise((resolve) => {
@@ -29,7 +37,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
-const result = { composed: [], opened: [], composeFaults: [], console: [] };
+const result = { composed: [], receiptLinks: [], composedSaid: [], opened: [], composeFaults: [], receipts: [], console: [] };
 
 // Breaks the API request whose path is `path` in `page`, as `fault` says.
 async function inject(page, path, method, fault) {
@@ -62,10 +70,16 @@ try {
     await page.goto(plan.base + "/", { waitUntil: "load" });
     await page.getByLabel("Secret", { exact: true }).fill(item.secret);
     if (item.passphrase) await page.getByLabel("Passphrase (optional)").fill(item.passphrase);
+    if (item.views) await page.getByLabel("Times it can be opened").fill(String(item.views));
     if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-form.png`, fullPage: true });
     await page.getByRole("button", { name: "Encrypt and create link" }).click();
     await page.locator("#result").waitFor({ state: "visible", timeout: 20000 });
     result.composed.push(await page.locator("#link").inputValue());
+    result.receiptLinks.push((await page.locator("#receipt-box").isVisible()) ? await page.locator("#receipt-link").inputValue() : null);
+    result.composedSaid.push({
+      label: await page.locator("#link-label").textContent(),
+      expiry: await page.locator("#expiry").textContent(),
+    });
     if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-link.png`, fullPage: true });
   }
 
@@ -121,11 +135,48 @@ try {
       seen.text = revealed ? await p.locator("#secret").inputValue() : null;
       seen.error = (await p.locator("#error").isVisible()) ? await p.locator("#error").textContent() : null;
       seen.plainWarning = await p.locator("#plain-warning").isVisible();
+      seen.burned = await p.locator("#burned").isVisible();
+      seen.viewsLeft = (await p.locator("#views-left").isVisible()) ? await p.locator("#views-left").textContent() : null;
       if (revealed) break;
     }
     if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-after.png`, fullPage: true });
     if (item.fault) await p.screenshot({ path: `${plan.shots}-reveal-${item.fault}.png`, fullPage: true });
     result.opened.push(seen);
+    await p.close();
+  }
+
+  // The sender's receipt pages, in a context of their own.
+  const owner = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+  for (const [i, item] of (plan.receipts || []).entries()) {
+    const p = await owner.newPage();
+    watch(p, true); // a wrong receipt's 404 is logged by the browser as a failed load
+    const requests = [];
+    p.on("request", (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+    const link = item.link.startsWith("composed:") ? result.receiptLinks[Number(item.link.slice(9))] : item.link;
+    await p.goto(link, { waitUntil: "networkidle" });
+    if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-loaded.png`, fullPage: true });
+    const loadRequests = requests.filter((r) => !r.includes("/assets/") && !r.startsWith("GET /r/"));
+    const seen = [];
+    for (const [n, press] of item.press.entries()) {
+      const button = p.locator({ check: "#check", again: "#check-again", delete: "#delete" }[press]);
+      // The click's handler says "Checking…" or "Deleting…" before its first await; the
+      // answer (or an error) replaces it.
+      await button.click();
+      await p.waitForFunction(
+        () => !document.getElementById("error").hidden
+          || (!document.getElementById("answer").hidden && !/…$/.test(document.getElementById("status").textContent)),
+        null, { timeout: 20000 });
+      seen.push({
+        title: (await p.locator("#answer").isVisible()) ? await p.locator("#state-title").textContent() : null,
+        detail: (await p.locator("#answer").isVisible()) ? await p.locator("#state-detail").textContent() : null,
+        reads: await p.locator("#read-list li").count(),
+        deletable: await p.locator("#delete").isVisible(),
+        status: await p.locator("#status").textContent(),
+        error: (await p.locator("#error").isVisible()) ? await p.locator("#error").textContent() : null,
+      });
+      if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-${n}-${press}.png`, fullPage: true });
+    }
+    result.receipts.push({ link, loadRequests, seen });
     await p.close();
   }
 } finally {

@@ -176,19 +176,27 @@ impl MessageObject {
         let alarm = alarm.map_or_else(|| "none".to_owned(), |a| a.to_string());
         let message =
             self.record(&sql)?.and_then(|r| r.message).map_or_else(|| "none".to_owned(), |m| m.len().to_string());
+        let tables = self.tables(&sql)?;
         Response::ok(format!(
-            "rows={rows} alarm={alarm} tables={} bytes={} message={message}",
-            self.tables(&sql)?,
-            sql.database_size()
+            "rows={rows} alarm={alarm} tables={} bytes={} names={} message={message}",
+            tables.len(),
+            sql.database_size(),
+            tables.join(",")
         ))
     }
 }
 
 #[cfg(feature = "inspect")]
 impl MessageObject {
-    /// How many tables the object's database holds (0 once `deleteAll` ran).
-    fn tables(&self, sql: &SqlStorage) -> Result<usize> {
-        Ok(sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?.raw().count())
+    /// The names of the tables the object's database holds (none once `deleteAll` ran).
+    fn tables(&self, sql: &SqlStorage) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for row in sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?.raw() {
+            if let Some(SqlStorageValue::String(name)) = row?.into_iter().next() {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The web page (SPEC Part 2 item 7): the files of `web/`, embedded here so the server and the
 //! Worker serve the same bytes. `GET /` for a browser is the compose page, `GET /s/{id}` the
-//! reveal page (which never touches the store: a link-preview bot that fetches a share link
-//! burns nothing), and `GET /assets/{name}` their scripts and style.
+//! reveal page and `GET /r/{id}` the sender's receipt page (neither touches the store: a
+//! link-preview bot that fetches a link spends nothing), and `GET /assets/{name}` their
+//! scripts and style.
 
 use bytes::Bytes;
 use crypt_domain::Policy;
@@ -29,7 +30,8 @@ const CSP: HeaderValue = HeaderValue::from_static(
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 );
 
-/// The pages, rendered once per policy (the compose page lists the allowed expiry times).
+/// The pages, rendered once per policy (the compose page lists the allowed expiry times and
+/// the most views).
 #[derive(Debug, Clone)]
 pub(crate) struct Pages {
     index: Bytes,
@@ -37,7 +39,8 @@ pub(crate) struct Pages {
 
 impl Pages {
     pub(crate) fn new(policy: &Policy) -> Self {
-        Self { index: Bytes::from(INDEX.replace("{{TTL_OPTIONS}}", &ttl_options(policy))) }
+        let index = INDEX.replace("{{TTL_OPTIONS}}", &ttl_options(policy));
+        Self { index: Bytes::from(index.replace("{{MAX_VIEWS}}", &policy.max_views().to_string())) }
     }
 
     /// The compose page.

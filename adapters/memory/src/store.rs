@@ -77,8 +77,10 @@ impl MemoryStore {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Removes every expired record and frees its bytes; returns how many were removed.
-    /// Locks one shard at a time, so readers and writers of other shards are not held up.
+    /// Removes every expired record (a message and its receipt, or a receipt alone) and frees
+    /// its bytes; returns how many of them still held their message: the messages that expired
+    /// before their last view. Locks one shard at a time, so readers and writers of other shards
+    /// are not held up.
     pub fn sweep(&self) -> usize {
         let now = self.clock.now();
         let mut removed = 0;
@@ -89,7 +91,7 @@ impl MemoryStore {
                 let keep = !r.is_expired(now);
                 if !keep {
                     freed += cost(id, r);
-                    removed += 1;
+                    removed += usize::from(r.message.is_some());
                 }
                 keep
             });
@@ -301,8 +303,8 @@ mod tests {
         assert_eq!(store.spend_view(&id("reuse"), 1_000).await.unwrap().unwrap().message.as_str(), "new");
         assert_eq!(store.used_bytes(), receipt_cost(&id("reuse"), 1), "the receipt is charged until its expiry");
         clock.advance(8_000);
-        assert_eq!(store.sweep(), 1);
-        assert_eq!(store.used_bytes(), 0);
+        assert_eq!(store.sweep(), 0, "a receipt alone is not a message that expired unread");
+        assert_eq!((store.len(), store.used_bytes()), (0, 0));
     }
 
     #[test]

@@ -196,17 +196,32 @@ fn scenario(base: &str, label: &str) -> Used {
     let (link_cut, link_refused) = (send(cut_read, None), send(refused_read, None));
     open.push(json!({ "link": link_cut, "fault": "cut" }));
     open.push(json!({ "link": link_refused, "fault": "refused" }));
+    // A secret for three readers, sent with its receipt: one reads it in the page, then the
+    // sender checks the receipt page and deletes it.
+    let team = "for a team of three: the staging password";
+    let (code, out, err) = crypt(&["send", "--server", base, "--views", "3", "--json"], team.as_bytes());
+    assert_eq!(code, Some(0), "{err}");
+    let sent: Value = serde_json::from_str(&out).unwrap();
+    let (link_team, receipt_team) =
+        (sent["link"].as_str().unwrap().to_owned(), sent["receipt_link"].as_str().unwrap().to_owned());
+    open.push(json!({ "link": link_team }));
+    let wrong_receipt = format!("{}#{}", receipt_team.split('#').next().unwrap(), "W".repeat(32));
     let plan = json!({
         "base": base,
         "shots": repo().join(format!("target/screenshots/{label}")).to_string_lossy(),
         "compose": [
-            { "secret": page_plain },
+            { "secret": page_plain, "views": 2 },
             { "secret": page_locked, "passphrase": "correct horse battery staple" },
             { "secret": page_never_read },
         ],
         "visit": [link_visit],
         "open": open,
         "composeFaults": ["cut", "refused"],
+        "receipts": [
+            { "link": receipt_team, "press": ["check", "delete", "again"] },
+            { "link": "composed:0", "press": ["check"] },
+            { "link": wrong_receipt, "press": ["check"] },
+        ],
     });
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
     let seen = browser(plan);
@@ -230,6 +245,13 @@ fn scenario(base: &str, label: &str) -> Used {
         (Some("stored as plain text by curl"), Some(true))
     );
     let (cut, refused) = (&opened[3 + bad.len()], &opened[4 + bad.len()]);
+    // The reveal page says how many views are left, and that it is not destroyed yet.
+    let team_read = &opened[5 + bad.len()];
+    assert_eq!(team_read["text"], team, "{team_read}");
+    assert_eq!(team_read["burned"], false, "{team_read}");
+    assert!(team_read["viewsLeft"].as_str().unwrap_or_default().contains("can open it 2 more times"), "{team_read}");
+    assert_eq!(opened[0]["viewsLeft"], Value::Null, "a one-view secret has no views left: {}", opened[0]);
+    assert_eq!(opened[0]["burned"], true, "{}", opened[0]);
     assert_eq!(cut["text"], Value::Null, "{cut}");
     assert!(cut["error"].as_str().unwrap_or_default().contains("cut off on its way here"), "{cut}");
     assert!(cut["error"].as_str().unwrap_or_default().contains("probably destroyed"), "{cut}");
@@ -253,13 +275,48 @@ fn scenario(base: &str, label: &str) -> Used {
         assert!(fault["error"].as_str().unwrap_or_default().contains(says), "{fault}");
     }
 
-    // The page's secrets open with the CLI.
+    // The sender's receipt pages: loading one asks the service nothing; "Check" shows what
+    // happened, "Delete now" destroys the secret, and a wrong receipt is said plainly.
+    let receipts = seen["receipts"].as_array().unwrap();
+    for r in receipts {
+        assert_eq!(r["loadRequests"], json!([]), "loading a receipt page asked the service: {r}");
+    }
+    let team_seen = receipts[0]["seen"].as_array().unwrap();
+    assert_eq!(
+        (team_seen[0]["title"].as_str(), team_seen[0]["reads"].as_u64()),
+        (Some("Opened"), Some(1)),
+        "{team_seen:?}"
+    );
+    assert!(team_seen[0]["detail"].as_str().unwrap().contains("open it twice more"), "{team_seen:?}");
+    assert_eq!(team_seen[0]["deletable"], true);
+    assert_eq!((team_seen[1]["title"].as_str(), team_seen[1]["status"].as_str()), (Some("Deleted"), Some("Deleted.")));
+    assert_eq!(team_seen[1]["deletable"], false);
+    assert_eq!(team_seen[2]["title"], "Deleted", "{team_seen:?}");
+    let (code, _, err) = crypt(&["open", &link_team], b"");
+    assert_eq!(code, Some(4), "a deleted secret still opened: {err}");
+    let own = &receipts[1]["seen"][0];
+    assert_eq!(own["title"], "Not opened yet", "{own}");
+    assert!(own["detail"].as_str().unwrap().contains("can open it twice"), "{own}");
+    let wrong = &receipts[2]["seen"][0];
+    assert!(wrong["error"].as_str().unwrap_or_default().starts_with("No such receipt"), "{wrong}");
+    assert_eq!(wrong["title"], Value::Null, "{wrong}");
+
+    // The page's secrets open with the CLI, and its receipt link works with `crypt status`.
     let composed: Vec<String> =
         seen["composed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+    let receipt_links: Vec<String> =
+        seen["receiptLinks"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+    assert!(receipt_links[0].starts_with(&format!("{base}/r/{}#", id_of(&composed[0]))), "{receipt_links:?}");
+    assert_eq!(seen["composedSaid"][0]["label"], "Share this link. It works 2 times.");
+    assert_eq!(seen["composedSaid"][1]["label"], "Share this link. It works once.");
+    let (code, out, err) = crypt(&["status", &receipt_links[0]], b"");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("unread; 2 views left"), "{out}");
     assert!(composed[0].starts_with(&format!("{base}/s/")) && !composed[0].ends_with(".p"), "{composed:?}");
     assert!(composed[1].ends_with(".p"), "{composed:?}");
     let (code, out, err) = crypt(&["open", &composed[0]], b"");
     assert_eq!((code, out.as_str()), (Some(0), page_plain), "{err}");
+    assert!(err.contains("can be opened 1 time more"), "{err}");
     let (code, out, err) = crypt(&["open", &composed[1], "--passphrase-file", &right], b"");
     assert_eq!((code, out.as_str()), (Some(0), page_locked), "{err}");
 
@@ -273,6 +330,9 @@ fn scenario(base: &str, label: &str) -> Used {
             .map(|l| key_of(l))
             .collect();
     keys.extend(composed.iter().map(|l| key_of(l)));
+    // Receipt tokens are stored only as their digests.
+    keys.extend([&link_team, &receipt_team].iter().map(|l| key_of(l)));
+    keys.extend(receipt_links.iter().map(|l| key_of(l)));
     Used {
         plaintexts: [
             cli_plain,
@@ -283,6 +343,7 @@ fn scenario(base: &str, label: &str) -> Used {
             never_read,
             page_never_read,
             "a create whose answer is cut",
+            team,
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -335,7 +396,7 @@ fn page_and_cli_read_each_other_on_the_server_and_redis_never_sees_a_secret_or_k
     let _ = monitor.wait();
     let log = seen_by_redis.lock().unwrap().clone();
     assert!(
-        log.contains("GETDEL") && log.contains("crypt1"),
+        log.contains("EVALSHA") && log.contains("crypt1"),
         "MONITOR saw the traffic: {}",
         &log[..log.len().min(500)]
     );

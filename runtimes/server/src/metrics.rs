@@ -153,9 +153,22 @@ pub(crate) struct Metrics {
 }
 
 /// The route labels answered most, in the order of the resolved tables (`crypt_http::Route`'s
-/// labels and `preflight`); any other label still counts, through the family.
-const ROUTES: [&str; 10] =
-    ["create", "open", "preflight", "healthz", "readyz", "metrics", "openapi", "reveal-page", "asset", "unknown"];
+/// labels, `delete` and `preflight`); any other label still counts, through the family.
+const ROUTES: [&str; 13] = [
+    "create",
+    "open",
+    "receipt",
+    "delete",
+    "preflight",
+    "healthz",
+    "readyz",
+    "metrics",
+    "openapi",
+    "reveal-page",
+    "receipt-page",
+    "asset",
+    "unknown",
+];
 
 /// The statuses the API answers with; any other still counts, through the family.
 const STATUSES: [u16; 12] = [200, 201, 204, 400, 404, 405, 408, 413, 415, 429, 500, 503];
@@ -211,7 +224,7 @@ impl Metrics {
         );
         registry.register(
             "messages_expired",
-            "Records that reached their expiry and were swept from memory (the memory store only)",
+            "Messages that reached their expiry before their last view, swept from memory (the memory store only; Redis expires its own)",
             m.expired.clone(),
         );
         registry.register("rate_limited_requests", "Requests refused by the rate limit", m.rate_limited.clone());

@@ -415,7 +415,12 @@ async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     } else {
         Bytes::new()
     };
-    let route = if parts.method == http::Method::OPTIONS { "preflight" } else { Route::of(parts.uri.path()).label() };
+    let route = match (&parts.method, Route::of(parts.uri.path())) {
+        (&http::Method::OPTIONS, _) => "preflight",
+        // The sender's delete shares its path with a read.
+        (&http::Method::DELETE, Route::Message(_)) => "delete",
+        (_, route) => route.label(),
+    };
     let resp = app.api.handle(Request::from_parts(parts, body), &client).await;
     app.metrics.request(route, resp.status().as_u16(), started);
     tracing::debug!(route, status = resp.status().as_u16(), micros = started.micros(), "request");

@@ -40,19 +40,31 @@ async fn start(vars: &[(&str, &str)]) -> crypt_server::Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_after_known_traffic_and_no_id_or_text_in_any_label() {
-    let crypt = start(&[("CRYPT_RATE_LIMIT_MAX", "6"), ("CRYPT_MIN_TTL_SECS", "1")]).await;
+    let crypt = start(&[("CRYPT_RATE_LIMIT_MAX", "10"), ("CRYPT_MIN_TTL_SECS", "1")]).await;
     let addr = crypt.addr().to_string();
-    let (secret, ttl_secret) = ("metrics must not show this", "short lived");
+    let (secret, ttl_secret, deleted) = ("metrics must not show this", "short lived", "deleted unread");
     let traffic = tokio::task::spawn_blocking(move || {
-        let id = |body: &str| body.split(r#""id":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
-        let (_, a) = post(&addr, &format!(r#"{{"message":"{secret}"}}"#));
+        let field = |body: &str, name: &str| {
+            body.split(&format!(r#""{name}":""#)).nth(1).unwrap().split('"').next().unwrap().to_owned()
+        };
+        let (_, a) = post(&addr, &format!(r#"{{"message":"{secret}","views":2}}"#));
         let (_, b) = post(&addr, &format!(r#"{{"message":"{ttl_secret}","ttl":1}}"#));
         assert_eq!(post(&addr, "not json").0, 400);
-        assert_eq!(get(&addr, &format!("/{}", id(&a))).0, 200);
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(get(&addr, &format!("/{}", id(&b))).0, 404, "expired");
+        let (_, c) = post(&addr, &format!(r#"{{"message":"{deleted}"}}"#));
+        assert_eq!(get(&addr, &format!("/{}", field(&a, "id"))).0, 200, "the first of two views");
+        assert_eq!(get(&addr, &format!("/{}", field(&a, "id"))).0, 200, "the last view");
+        let delete = format!(
+            "DELETE /{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            field(&c, "id"),
+            field(&c, "receipt")
+        );
+        assert_eq!(http(&addr, &delete).0, 200);
+        assert_eq!(http(&addr, &delete).0, 200, "a second delete destroys nothing more");
+        // Past the expiry and the memory store's next sweep (once a second).
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        assert_eq!(get(&addr, &format!("/{}", field(&b, "id"))).0, 404, "expired");
         assert_eq!(get(&addr, "/zzzzz").0, 404);
-        assert_eq!(get(&addr, "/zzzzz").0, 429, "the seventh counted request");
+        assert_eq!(get(&addr, "/zzzzz").0, 429, "the eleventh counted request");
         // Operations routes are never limited.
         for _ in 0..3 {
             assert_eq!(get(&addr, "/healthz").0, 200);
@@ -62,31 +74,35 @@ async fn counts_after_known_traffic_and_no_id_or_text_in_any_label() {
         assert_eq!(status, 200);
         let post = http(&addr, "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(post.0, 405);
-        (text, id(&a), id(&b))
+        (text, [a, b, c].map(|body| [field(&body, "id"), field(&body, "receipt")]))
     })
     .await
     .unwrap();
-    let (text, a, b) = traffic;
+    let (text, ids) = traffic;
     for (series, want) in [
-        (r#"crypt_http_requests_total{route="create",status="200"}"#, 2.0),
+        (r#"crypt_http_requests_total{route="create",status="200"}"#, 3.0),
         (r#"crypt_http_requests_total{route="create",status="400"}"#, 1.0),
-        (r#"crypt_http_requests_total{route="open",status="200"}"#, 1.0),
+        (r#"crypt_http_requests_total{route="open",status="200"}"#, 2.0),
         (r#"crypt_http_requests_total{route="open",status="404"}"#, 2.0),
         (r#"crypt_http_requests_total{route="open",status="429"}"#, 1.0),
+        (r#"crypt_http_requests_total{route="delete",status="200"}"#, 2.0),
         (r#"crypt_http_requests_total{route="healthz",status="200"}"#, 3.0),
         (r#"crypt_http_requests_total{route="metrics",status="200"}"#, 3.0),
-        ("crypt_messages_created_total", 2.0),
+        ("crypt_messages_created_total", 3.0),
+        ("crypt_message_views_total", 2.0),
         ("crypt_messages_burned_total", 1.0),
+        ("crypt_messages_deleted_total", 1.0),
         ("crypt_messages_expired_total", 1.0),
         ("crypt_rate_limited_requests_total", 1.0),
-        (r#"crypt_store_operation_duration_seconds_count{store="memory",op="insert"}"#, 2.0),
-        (r#"crypt_store_operation_duration_seconds_count{store="memory",op="take"}"#, 3.0),
-        (r#"crypt_http_request_duration_seconds_count{route="create"}"#, 3.0),
+        (r#"crypt_store_operation_duration_seconds_count{store="memory",op="insert"}"#, 3.0),
+        (r#"crypt_store_operation_duration_seconds_count{store="memory",op="spend_view"}"#, 4.0),
+        (r#"crypt_store_operation_duration_seconds_count{store="memory",op="delete"}"#, 2.0),
+        (r#"crypt_http_request_duration_seconds_count{route="create"}"#, 4.0),
     ] {
         assert_eq!(sample(&text, series), want, "{series} in:\n{text}");
     }
     assert!(text.contains("crypt_memory_store_bytes") && text.contains("crypt_memory_store_entries"));
-    for leak in [secret, ttl_secret, a.as_str(), b.as_str(), "127.0.0.1"] {
+    for leak in [secret, ttl_secret, deleted, "127.0.0.1"].into_iter().chain(ids.iter().flatten().map(String::as_str)) {
         assert!(!text.contains(leak), "{leak} in the metrics");
     }
     crypt.shutdown().await;

@@ -122,7 +122,11 @@ async fn an_id_never_stored_leaves_no_storage() {
     assert_eq!(receipt(&http, &dev, "zz9zz", "no-such-receipt").await.0, 404);
     assert_eq!(delete(&http, &dev, "zz9zz", "no-such-receipt").await.0, 404);
     let never = inspect(&http, &dev, "zz9zz").await;
-    assert!(never.starts_with("rows=0 alarm=none tables=0"), "{never}");
+    assert!(never.starts_with("rows=0 alarm=none "), "{never}");
+    // Miniflare records an object's name in a table of its own on first access (a local
+    // simulator's bookkeeping, not crypt's): the tables crypt creates are none.
+    let names = never.split(" names=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or("?");
+    assert!(names.split(',').all(|t| t.is_empty() || t.starts_with("__miniflare")), "{never}");
 }
 
 /// The sender's delete drops the message's bytes at once, unread views and all; reads answer
