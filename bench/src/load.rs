@@ -57,9 +57,27 @@ pub async fn run(
     duration: Duration,
     clients: Option<u32>,
 ) -> Outcome {
+    run_views(addr, connections, size, 1, warmup, duration, clients).await
+}
+
+/// As [`run`], with each message created for `views` views and read that many times: a "pair"
+/// is then one create and its `views` reads, all answered with the message.
+pub async fn run_views(
+    addr: SocketAddr,
+    connections: usize,
+    size: usize,
+    views: u32,
+    warmup: Duration,
+    duration: Duration,
+    clients: Option<u32>,
+) -> Outcome {
     let message = "x".repeat(size);
-    let create_body = Bytes::from(serde_json::json!({ "message": message }).to_string());
-    let expected_read = Bytes::from(serde_json::json!({ "message": message }).to_string());
+    let create_body = if views == 1 {
+        Bytes::from(serde_json::json!({ "message": message }).to_string())
+    } else {
+        Bytes::from(serde_json::json!({ "message": message, "views": views }).to_string())
+    };
+    let expected_read = read_prefix(&message);
     let start = Instant::now() + warmup;
     let end = start + duration;
     let run_seed: u64 = rand::random();
@@ -67,7 +85,7 @@ pub async fn run(
         .map(|i| {
             let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
             let clients = clients.map(|n| Clients::new(n, run_seed ^ i as u64));
-            tokio::spawn(async move { connection(addr, create_body, expected_read, start, end, clients).await })
+            tokio::spawn(async move { connection(addr, create_body, expected_read, views, start, end, clients).await })
         })
         .collect();
     let mut total = Outcome { elapsed: duration, ..Outcome::default() };
@@ -88,7 +106,7 @@ pub async fn run(
 pub async fn distinct(addr: SocketAddr, connections: usize, size: usize, clients: u32) -> Outcome {
     let message = "x".repeat(size);
     let create_body = Bytes::from(serde_json::json!({ "message": message }).to_string());
-    let expected_read = create_body.clone();
+    let expected_read = read_prefix(&message);
     // Whole pairs, shared out as evenly as they go.
     let (pairs, conns) = (clients.min(1 << 24) / 2, connections as u32);
     let share = |i: u32| 2 * (i * (pairs / conns) + i.min(pairs % conns));
@@ -98,7 +116,9 @@ pub async fn distinct(addr: SocketAddr, connections: usize, size: usize, clients
         .map(|i| {
             let (create_body, expected_read) = (create_body.clone(), expected_read.clone());
             let clients = Clients::Sequence { next: share(i), end: share(i + 1) };
-            tokio::spawn(async move { connection(addr, create_body, expected_read, started, far, Some(clients)).await })
+            tokio::spawn(
+                async move { connection(addr, create_body, expected_read, 1, started, far, Some(clients)).await },
+            )
         })
         .collect();
     let mut total = Outcome::default();
@@ -111,6 +131,13 @@ pub async fn distinct(addr: SocketAddr, connections: usize, size: usize, clients
     total.elapsed = started.elapsed();
     total.latencies_us.sort_unstable();
     total
+}
+
+/// How a read that returned `message` begins: `{"message":"…"` then `}` (the baseline, and
+/// the reference) or `,"views_left":k}` (crypt).
+fn read_prefix(message: &str) -> Bytes {
+    let whole = serde_json::json!({ "message": message }).to_string();
+    Bytes::from(whole.trim_end_matches('}').to_owned())
 }
 
 /// Where each request says it comes from: addresses `10.a.b.c` for client numbers below 2^24.
@@ -175,6 +202,7 @@ async fn connection(
     addr: SocketAddr,
     create_body: Bytes,
     expected_read: Bytes,
+    views: u32,
     start: Instant,
     end: Instant,
     mut clients: Option<Clients>,
@@ -213,26 +241,40 @@ async fn connection(
             }
             continue;
         };
-        let mut get = http::Request::get(format!("/{}", created.id))
-            .header("host", "bench")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        if let Some(c) = clients.as_mut() {
-            get.headers_mut().insert("x-forwarded-for", c.next());
+        // Each view is a read; the pair counts when every one returned the message.
+        let (mut all_read, mut any_answer) = (true, false);
+        let mut read_at = t1;
+        let mut read_latencies = [0u32; 8];
+        for view in 0..views {
+            let mut get = http::Request::get(format!("/{}", created.id))
+                .header("host", "bench")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            if let Some(c) = clients.as_mut() {
+                get.headers_mut().insert("x-forwarded-for", c.next());
+            }
+            let read = send(&mut sender, get).await;
+            let now = Instant::now();
+            any_answer |= read.is_some();
+            all_read &= matches!(&read, Some((s, body)) if *s == 200 && body.starts_with(&expected_read));
+            if let Some(slot) = read_latencies.get_mut(view as usize) {
+                *slot = (now - read_at).as_micros() as u32;
+            }
+            read_at = now;
+            if read.is_none() {
+                break;
+            }
         }
-        let read = send(&mut sender, get).await;
-        let t2 = Instant::now();
         if !counted {
-            out.warmup_pairs += u64::from(read.is_some());
+            out.warmup_pairs += u64::from(any_answer);
             continue;
         }
-        match read {
-            Some((s, body)) if s == 200 && body == expected_read => {
-                out.pairs += 1;
-                out.latencies_us.push((t1 - t0).as_micros() as u32);
-                out.latencies_us.push((t2 - t1).as_micros() as u32);
-            }
-            _ => out.errors += 1,
+        if all_read {
+            out.pairs += 1;
+            out.latencies_us.push((t1 - t0).as_micros() as u32);
+            out.latencies_us.extend_from_slice(&read_latencies[..(views as usize).min(8)]);
+        } else {
+            out.errors += 1;
         }
     }
     out

@@ -280,7 +280,8 @@ fn measure(
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // `total_cmp`: a quantile of a run that completed nothing is NaN, and must not panic here.
+    xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
 
@@ -539,6 +540,47 @@ Machine: {cores} cores; load generator on the same machine.
                 median(c_rss)
             );
         }
+    }
+
+    // 1b. Views: each message created for three views and read three times (crypt only: the
+    //     baseline burns on its first read). Limiting off, 32 connections, 100 B.
+    let _ = writeln!(
+        report,
+        "\n## Views: a message of 3 views, read 3 times (crypt only; limiting off; median of {} runs)\n\n\
+         A \"create\" here is one create and its three reads. Requests/s against the headline's one-view crypt \
+         (limiting off) measured beside it, which is what a view costs against a create.\n",
+        plan.headline_runs
+    );
+    let _ = writeln!(report, "| store | views | creates/s | requests/s | requests/s, 1 view | ratio | p99 ms |");
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
+    for (store, url) in [("memory", None), ("redis", Some(redis_url.as_str()))] {
+        if only_store.as_deref().is_some_and(|only| only != store) {
+            continue;
+        }
+        let (mut three, mut one, mut p99) = (vec![], vec![], vec![]);
+        for run in 0..plan.headline_runs {
+            for views in if run % 2 == 0 { [3, 1] } else { [1, 3] } {
+                let server = Server::start(Impl::Crypt, url, Shape::Off);
+                let o = rt.block_on(load::run_views(server.addr, 32, 100, views, plan.warmup, plan.duration, None));
+                errors += o.errors;
+                let requests = o.pairs_per_sec() * f64::from(views + 1);
+                eprintln!("views {store} views={views} run {run}: {requests:.0} requests/s, {} errors", o.errors);
+                if views == 3 {
+                    three.push(o.pairs_per_sec());
+                    p99.push(o.quantile_ms(0.99));
+                } else {
+                    one.push(requests);
+                }
+            }
+        }
+        let (creates, single) = (median(three), median(one));
+        let _ = writeln!(
+            report,
+            "| {store} | 3 | {creates:.0} | {:.0} | {single:.0} | **{:.2}** | {:.2} |",
+            creates * 4.0,
+            creates * 4.0 / single,
+            median(p99)
+        );
     }
 
     if headline_only {

@@ -35,7 +35,7 @@ pub use ports::{
     StoreError,
 };
 pub use rate::WindowLog;
-pub use receipt::{Deletion, Receipt, ReceiptDigest, ReceiptState, Record, Viewed};
+pub use receipt::{DeleteOutcome, Deletion, Receipt, ReceiptDigest, ReceiptState, Record, Viewed};
 pub use vault::{AdmitError, CreateError, Created, Draft, OpenError, Vault};
 
 /// Milliseconds since the Unix epoch, UTC. The one unit of time the domain speaks.

@@ -1,6 +1,8 @@
 //! The ports: what the rules need from the outside world, and what every adapter MUST guarantee.
 
-use crate::{IdAlphabet, MessageId, RateLimit, Receipt, ReceiptDigest, Record, StoredMessage, Ttl, UnixMillis, Viewed};
+use crate::{
+    DeleteOutcome, IdAlphabet, MessageId, RateLimit, ReceiptDigest, Record, StoredMessage, Ttl, UnixMillis, Viewed,
+};
 use async_trait::async_trait;
 
 /// `Send + Sync` on native targets, where hyper runs handlers on a multi-threaded runtime;
@@ -88,8 +90,9 @@ pub trait MessageStore: MaybeSendSync {
 
     /// The sender's delete ([`Record::delete`]): when the record under `id` is live at `now`
     /// and its receipt's digest is `receipt` (compared in constant time), destroys the message
-    /// at once if a view is left, and answers the receipt as it is afterwards; `None`, with
-    /// nothing changed, when there is no such record or the digest is another's.
+    /// at once if a view is left, and answers what it did ([`crate::Deletion::Deleted`] only for the
+    /// one call that destroyed it) with the receipt as it is afterwards; `None`, with nothing
+    /// changed, when there is no such record or the digest is another's.
     ///
     /// An implementation MUST make the check and the delete one atomic step with
     /// [`MessageStore::spend_view`] where the backend allows it: a delete and a read of the
@@ -103,7 +106,7 @@ pub trait MessageStore: MaybeSendSync {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError>;
+    ) -> Result<Option<DeleteOutcome>, StoreError>;
 
     /// Succeeds when the backend is reachable and answering, for readiness probes.
     ///

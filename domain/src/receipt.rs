@@ -107,6 +107,15 @@ pub enum Deletion {
     AlreadyGone,
 }
 
+/// What the sender's delete did, and the receipt after it ([`crate::MessageStore::delete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Whether this delete destroyed the message (`Deleted`), or found nothing left to destroy.
+    pub deletion: Deletion,
+    /// The receipt afterwards.
+    pub receipt: Receipt,
+}
+
 /// Everything a store keeps under one id: the message while a view is left, and the receipt
 /// until the original expiry.
 ///

@@ -6,9 +6,9 @@
 //! [`limiter_contract!`](crate::limiter_contract), so the adapters cannot drift apart.
 
 use crate::{
-    Clock, Counted, CountingStore, IdAlphabet, IdSource, Inserted, Message, MessageId, MessageStore, Policy,
-    RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage, Ttl,
-    UnixMillis, Viewed, WindowLog,
+    Clock, Counted, CountingStore, DeleteOutcome, Deletion, IdAlphabet, IdSource, Inserted, Message, MessageId,
+    MessageStore, Policy, RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, ReceiptState, Record,
+    StoreError, StoredMessage, Ttl, UnixMillis, Viewed, WindowLog,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -136,12 +136,12 @@ impl MessageStore for MapStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         self.check()?;
         let mut map = self.map.lock().unwrap();
         let Some(record) = map.get_mut(id).filter(|r| r.owned_by(receipt, now)) else { return Ok(None) };
-        record.delete();
-        Ok(Some(record.receipt()))
+        let deletion = record.delete();
+        Ok(Some(DeleteOutcome { deletion, receipt: record.receipt() }))
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
@@ -361,9 +361,13 @@ pub mod store {
             read_at: vec![now, now + 1],
             expires_at: later(now),
         };
-        assert_eq!(deleted, want);
+        assert_eq!(deleted, DeleteOutcome { deletion: Deletion::Deleted, receipt: want.clone() });
         assert_eq!(s.spend_view(&id("Del01"), now + 3).await.unwrap(), None);
-        assert_eq!(s.delete(&id("Del01"), &receipt_of("delete me"), now + 4).await.unwrap(), Some(want.clone()));
+        assert_eq!(
+            s.delete(&id("Del01"), &receipt_of("delete me"), now + 4).await.unwrap(),
+            Some(DeleteOutcome { deletion: Deletion::AlreadyGone, receipt: want.clone() }),
+            "a second delete destroys nothing more"
+        );
         let record = s.record(&id("Del01"), now + 5).await.unwrap().unwrap();
         assert_eq!(record.receipt_for(&receipt_of("delete me"), now + 5), Some(want));
     }
@@ -372,7 +376,9 @@ pub mod store {
     async fn delete_after_the_last_view_says_read(s: &dyn MessageStore, now: UnixMillis) {
         s.insert_new(&id("Del02"), &stored("read first", later(now)), ttl()).await.unwrap();
         s.spend_view(&id("Del02"), now).await.unwrap().unwrap();
-        let receipt = s.delete(&id("Del02"), &receipt_of("read first"), now + 1).await.unwrap().unwrap();
+        let DeleteOutcome { deletion, receipt } =
+            s.delete(&id("Del02"), &receipt_of("read first"), now + 1).await.unwrap().unwrap();
+        assert_eq!(deletion, Deletion::AlreadyGone);
         assert_eq!((receipt.state, receipt.views_left, receipt.read_at), (ReceiptState::Read, 0, vec![now]));
     }
 
@@ -412,11 +418,17 @@ pub mod store {
             s.insert_new(&key, &stored("race", later(now)), ttl()).await.unwrap();
             let digest = receipt_of("race");
             let (read, deleted) = futures::join!(s.spend_view(&key, now), s.delete(&key, &digest, now));
-            let (read, deleted) = (read.unwrap(), deleted.unwrap().unwrap());
+            let (read, DeleteOutcome { deletion, receipt: deleted }) = (read.unwrap(), deleted.unwrap().unwrap());
             let receipt = s.record(&key, now).await.unwrap().unwrap().receipt_for(&digest, now).unwrap();
             match read {
-                Some(_) => assert_eq!((deleted.state, receipt.state), (ReceiptState::Read, ReceiptState::Read)),
-                None => assert_eq!((deleted.state, receipt.state), (ReceiptState::Deleted, ReceiptState::Deleted)),
+                Some(_) => assert_eq!(
+                    (deletion, deleted.state, receipt.state),
+                    (Deletion::AlreadyGone, ReceiptState::Read, ReceiptState::Read)
+                ),
+                None => assert_eq!(
+                    (deletion, deleted.state, receipt.state),
+                    (Deletion::Deleted, ReceiptState::Deleted, ReceiptState::Deleted)
+                ),
             }
             assert_eq!(receipt, deleted, "round {round}");
         }

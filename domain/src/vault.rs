@@ -346,8 +346,8 @@ impl Vault {
     /// As [`Vault::receipt`].
     pub async fn delete(&self, raw_id: &str, token: &str) -> Result<Receipt, OpenError> {
         let (id, digest) = Self::receipt_key(raw_id, token)?;
-        let receipt = self.store.delete(&id, &digest, self.clock.now()).await.map_err(OpenError::Store)?;
-        receipt.ok_or(OpenError::NotFound)
+        let outcome = self.store.delete(&id, &digest, self.clock.now()).await.map_err(OpenError::Store)?;
+        outcome.map(|o| o.receipt).ok_or(OpenError::NotFound)
     }
 
     fn receipt_key(raw_id: &str, token: &str) -> Result<(MessageId, ReceiptDigest), OpenError> {
@@ -557,7 +557,7 @@ mod tests {
             id: &MessageId,
             receipt: &ReceiptDigest,
             now: UnixMillis,
-        ) -> Result<Option<Receipt>, StoreError> {
+        ) -> Result<Option<crate::DeleteOutcome>, StoreError> {
             self.store.delete(id, receipt, now).await
         }
         async fn ping(&self) -> Result<(), StoreError> {

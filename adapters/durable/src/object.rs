@@ -148,10 +148,13 @@ impl MessageObject {
         if !record.owned_by(&digest, at) {
             return status(404);
         }
-        if record.delete() == Deletion::Deleted {
+        // 200 when this delete destroyed the message, 208 when nothing was left to destroy.
+        let deletion = record.delete();
+        if deletion == Deletion::Deleted {
             self.write(&sql, &record)?;
         }
-        Response::from_bytes(Record { message: None, ..record }.encode())
+        let status = if deletion == Deletion::Deleted { 200 } else { 208 };
+        Ok(Response::from_bytes(Record { message: None, ..record }.encode())?.with_status(status))
     }
 
     /// The record the table holds, decoded; `None` when there is none.

@@ -1,8 +1,8 @@
 use crate::{route, BINDING, PING_OBJECT};
 use async_trait::async_trait;
 use crypt_domain::{
-    Inserted, MessageId, MessageStore, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis,
-    Viewed,
+    DeleteOutcome, Deletion, Inserted, MessageId, MessageStore, ReceiptDigest, Record, StoreError, StoredMessage, Ttl,
+    UnixMillis, Viewed,
 };
 use worker::js_sys::Uint8Array;
 use worker::{Method, ObjectNamespace, Request, RequestInit, Response, Stub};
@@ -123,13 +123,17 @@ impl MessageStore for DurableMessageStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         let mut body = Vec::with_capacity(40);
         body.extend_from_slice(receipt.as_bytes());
         body.extend_from_slice(&now.to_be_bytes());
         let resp = self.send(id.as_str(), route::DELETE, Method::Post, Some(body)).await?;
         match resp.status_code() {
-            200 => Ok(Some(record_of(resp).await?.receipt())),
+            // 200: this delete destroyed the message; 208: there was nothing left to destroy.
+            code @ (200 | 208) => {
+                let deletion = if code == 200 { Deletion::Deleted } else { Deletion::AlreadyGone };
+                Ok(Some(DeleteOutcome { deletion, receipt: record_of(resp).await?.receipt() }))
+            }
             404 => Ok(None),
             _ => Err(unexpected("delete", &resp)),
         }

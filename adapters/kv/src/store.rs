@@ -1,8 +1,8 @@
 use crate::kv_expiration;
 use async_trait::async_trait;
 use crypt_domain::{
-    Inserted, MessageId, MessageStore, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis,
-    Viewed,
+    DeleteOutcome, Inserted, MessageId, MessageStore, ReceiptDigest, Record, StoreError, StoredMessage, Ttl,
+    UnixMillis, Viewed,
 };
 use wasm_bindgen::prelude::*;
 use worker::js_sys::Uint8Array;
@@ -158,7 +158,7 @@ impl MessageStore for KvMessageStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         // Not atomic: see the crate docs.
         let key = key(id);
         let Some(mut record) = self.get(&key).await? else {
@@ -167,10 +167,11 @@ impl MessageStore for KvMessageStore {
         if !record.owned_by(receipt, now) {
             return Ok(None);
         }
-        if record.delete() == crypt_domain::Deletion::Deleted {
+        let deletion = record.delete();
+        if deletion == crypt_domain::Deletion::Deleted {
             self.put(&key, &record).await?;
         }
-        Ok(Some(record.receipt()))
+        Ok(Some(DeleteOutcome { deletion, receipt: record.receipt() }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 use crate::{shard_of, SHARDS};
 use async_trait::async_trait;
 use crypt_domain::{
-    Clock, Inserted, MessageId, MessageStore, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl,
+    Clock, DeleteOutcome, Inserted, MessageId, MessageStore, ReceiptDigest, Record, StoreError, StoredMessage, Ttl,
     UnixMillis, Viewed,
 };
 use std::collections::HashMap;
@@ -197,13 +197,13 @@ impl MessageStore for MemoryStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         Ok(self.change(id, now, |r| {
             if !r.owned_by(receipt, now) {
                 return None;
             }
-            r.delete();
-            Some(r.receipt())
+            let deletion = r.delete();
+            Some(DeleteOutcome { deletion, receipt: r.receipt() })
         }))
     }
 

@@ -2,8 +2,8 @@ use crate::config::{SentinelUrl, Topology};
 use crate::{RedisConfig, RedisError};
 use async_trait::async_trait;
 use crypt_domain::{
-    Counted, CountingStore, Inserted, Message, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, Receipt,
-    ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
+    Counted, CountingStore, DeleteOutcome, Deletion, Inserted, Message, MessageId, MessageStore, RateDecision,
+    RateLimit, RateLimiter, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -319,7 +319,8 @@ end
 
 /// The sender's delete: nil unless the key holds a live message whose receipt digest is
 /// `digest` (compared byte by byte in constant time); else the text is removed if still there,
-/// and the answer is the receipt afterwards: `{e, v, s, d, r}`.
+/// and the answer is the receipt afterwards and whether this call removed it: `{e, v, s, d, r,
+/// x}` (`x` is `1` when it did).
 macro_rules! delete_fn {
     () => {
         r"
@@ -331,13 +332,13 @@ local function delete(key, digest, now)
     diff = bit.bor(diff, bit.bxor(string.byte(f[1], i), string.byte(digest, i)))
   end
   if diff ~= 0 or tonumber(now) >= tonumber(f[2]) then return false end
-  local deleted = f[5] or '0'
+  local deleted, now_deleted = f[5] or '0', '0'
   if f[7] then
     redis.call('HDEL', key, 't')
     redis.call('HSET', key, 'd', '1')
-    deleted = '1'
+    deleted, now_deleted = '1', '1'
   end
-  return {f[2], f[3], f[4] or '0', deleted, f[6] or ''}
+  return {f[2], f[3], f[4] or '0', deleted, f[6] or '', now_deleted}
 end
 "
     };
@@ -742,7 +743,7 @@ impl MessageStore for RedisStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         let key = self.message_key(id);
         let answer: Value = self
             .eval(&self.delete, |cmd| {
@@ -752,7 +753,13 @@ impl MessageStore for RedisStore {
         match answer {
             Value::Nil => Ok(None),
             Value::Array(fields) => match fields.as_slice() {
-                [e, v, s, d, r] => Ok(Some(record_of(e, v, s, d, r, None)?.receipt())),
+                [e, v, s, d, r, x] => {
+                    let deletion = match x {
+                        Value::BulkString(b) if b.as_slice() == b"1" => Deletion::Deleted,
+                        _ => Deletion::AlreadyGone,
+                    };
+                    Ok(Some(DeleteOutcome { deletion, receipt: record_of(e, v, s, d, r, None)?.receipt() }))
+                }
                 _ => Err(unexpected("delete", &Value::Array(fields))),
             },
             other => Err(unexpected("delete", &other)),

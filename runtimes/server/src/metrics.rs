@@ -7,8 +7,8 @@
 use crate::system::monotonic_nanos;
 use async_trait::async_trait;
 use crypt_domain::{
-    Counted, CountingStore, Inserted, MessageId, MessageStore, RateDecision, RateLimit, RateLimiter, Receipt,
-    ReceiptDigest, ReceiptState, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
+    Counted, CountingStore, DeleteOutcome, Deletion, Inserted, MessageId, MessageStore, RateDecision, RateLimit,
+    RateLimiter, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -396,15 +396,14 @@ impl MessageStore for MeteredStore {
         id: &MessageId,
         receipt: &ReceiptDigest,
         now: UnixMillis,
-    ) -> Result<Option<Receipt>, StoreError> {
-        // Whether this call destroyed the message: the receipt before says whether a view was
-        // left, the answer whether it is deleted now. (A second delete finds it deleted already.)
-        let before = self.inner.record(id, now).await.ok().flatten().map(|r| r.views_left() > 0);
+    ) -> Result<Option<DeleteOutcome>, StoreError> {
         let started = Started::now();
         let result = self.inner.delete(id, receipt, now).await;
         self.metrics.op(self.store, "delete", started);
         match &result {
-            Ok(Some(r)) if r.state == ReceiptState::Deleted && before == Some(true) => {
+            // Only the one delete that destroyed the message counts (not a second, nor one
+            // that came after the last view).
+            Ok(Some(o)) if o.deletion == Deletion::Deleted => {
                 self.metrics.deleted.inc();
             }
             Ok(_) => {}

@@ -457,7 +457,9 @@ mod tests {
     use super::*;
     use async_trait::async_trait;
     use crypt_domain::testkit::{FixedIds, NoLimit};
-    use crypt_domain::{Inserted, MessageId, Receipt, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, Viewed};
+    use crypt_domain::{
+        DeleteOutcome, Inserted, MessageId, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, Viewed,
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A store with a bug: every call panics.
@@ -474,7 +476,7 @@ mod tests {
         async fn record(&self, _: &MessageId, _: u64) -> Result<Option<Record>, StoreError> {
             panic!("a bug in the store");
         }
-        async fn delete(&self, _: &MessageId, _: &ReceiptDigest, _: u64) -> Result<Option<Receipt>, StoreError> {
+        async fn delete(&self, _: &MessageId, _: &ReceiptDigest, _: u64) -> Result<Option<DeleteOutcome>, StoreError> {
             panic!("a bug in the store");
         }
         async fn ping(&self) -> Result<(), StoreError> {

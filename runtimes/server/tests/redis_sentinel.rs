@@ -118,6 +118,19 @@ async fn the_master_killed_under_load_is_followed_to_the_promoted_replica_with_o
     // the kill can miss the replica: Redis replicates asynchronously (see the README).
     assert!(lost <= 4, "{lost} acknowledged messages lost");
     assert_eq!(status(&http, format!("{}/readyz", crypt.base)).await, 200);
+
+    // On the promoted master, through Sentinel: views, the receipt and the sender's delete.
+    let r = http.post(format!("{}/", crypt.base)).body(r#"{"message":"for two","views":2}"#).send().await.unwrap();
+    let created: serde_json::Value = r.json().await.unwrap();
+    let (id, token) = (created["id"].as_str().unwrap(), created["receipt"].as_str().unwrap());
+    let (code, body) = read(&http, &crypt.base, id).await;
+    assert_eq!((code, &body["views_left"]), (200, &serde_json::json!(1)), "{body}");
+    let receipt = format!("{}/{id}/receipt", crypt.base);
+    let shown: serde_json::Value = http.get(&receipt).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&shown["state"], &shown["views_left"]), (&serde_json::json!("read"), &serde_json::json!(1)), "{shown}");
+    let deleted = http.delete(format!("{}/{id}", crypt.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(read(&http, &crypt.base, id).await.0, 404, "a deleted message was read");
     let log = crypt.log_text();
     assert!(!log.contains("panicked"), "{log}");
 }
