@@ -68,6 +68,7 @@ fn redis_memory_leaves_one_key_per_client() {
     // server, clients, pairs, errors, seconds, keys after, ...
     assert_eq!(&crypt[1..4], ["4000", "2000", "0"], "{text}");
     assert_eq!(crypt[5], "4000", "one log key per client: {text}");
+    assert_eq!(crypt[8], "2000", "a receipt per message read, dropped before measuring: {text}");
     assert_eq!(&baseline[1..4], ["4000", "2000", "0"], "{text}");
     assert_eq!(baseline[5], "0", "the baseline keeps nothing once every message is read: {text}");
 }

@@ -182,7 +182,7 @@ impl Record {
     /// the message leaves the record. `None` (and nothing changes) when it has expired, was
     /// deleted, or has no view left.
     pub fn spend_view(&mut self, now: UnixMillis) -> Option<Viewed> {
-        if self.is_expired(now) || self.views_left() == 0 {
+        if self.is_expired(now) || self.views_left() == 0 || self.message.is_none() {
             return None;
         }
         self.read_at.push(now);
@@ -278,7 +278,9 @@ impl Record {
             None
         };
         let spent = u32::from_be_bytes(take(4)?.try_into().map_err(|_| DecodeError::Truncated)?) as usize;
-        if spent > views as usize {
+        // Checked against the bytes there before anything is sized by it: a damaged value must
+        // be refused, never reserve gigabytes.
+        if spent > views as usize || spent > bytes.len() / 8 {
             return Err(DecodeError::Truncated);
         }
         let mut read_at = Vec::with_capacity(spent);
@@ -379,6 +381,21 @@ mod tests {
         let mut lying = record(1);
         lying.read_at = vec![1, 2];
         assert!(Record::decode(lying.encode()).is_err(), "more views spent than there were");
+        // A value that claims four billion views spent, in 22 bytes: refused, nothing reserved.
+        let mut huge = vec![2u8];
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.push(0);
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Record::decode(huge), Err(crate::DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_record_missing_its_message_spends_no_view() {
+        let mut broken = record(3);
+        broken.message = None;
+        assert_eq!(broken.spend_view(0), None);
+        assert!(broken.read_at.is_empty(), "a view was recorded without a message");
     }
 
     #[test]

@@ -143,8 +143,13 @@ mod tests {
     fn the_checker_refuses_what_the_document_does_not_say() {
         let mut doc = Document::load();
         assert_eq!(doc.check(&ex("GET", "/abcde", 404, r#"{"error":"Message not found"}"#)), Ok(()));
-        assert_eq!(doc.check(&ex("GET", "/abcde?x=1", 200, r#"{"message":"hi"}"#)), Ok(()));
-        assert_eq!(doc.check(&ex("POST", "/", 200, r#"{"id":"abcde","expires_at":"2026-11-24T07:00:00Z"}"#)), Ok(()));
+        assert_eq!(doc.check(&ex("GET", "/abcde?x=1", 200, r#"{"message":"hi","views_left":0}"#)), Ok(()));
+        let created = r#"{"id":"abcde","expires_at":"2026-11-24T07:00:00Z","receipt":"Rc1ptRc1ptRc1ptRc1ptRc1pt"}"#;
+        assert_eq!(doc.check(&ex("POST", "/", 200, created)), Ok(()));
+        let receipt =
+            r#"{"state":"read","views_left":0,"read_at":["2026-11-24T06:00:00Z"],"expires_at":"2026-11-24T07:00:00Z"}"#;
+        assert_eq!(doc.check(&ex("GET", "/abcde/receipt", 200, receipt)), Ok(()));
+        assert_eq!(doc.check(&ex("DELETE", "/abcde", 200, receipt)), Ok(()));
         assert_eq!(doc.check(&ex("GET", "/a/b", 404, r#"{"error":"Not found","detail":"no route"}"#)), Ok(()));
         for bad in [
             ex("GET", "/abcde", 404, r#"{"error":"Bogus"}"#),
@@ -153,6 +158,14 @@ mod tests {
             ex("POST", "/", 200, r#"{"id":"a-b"}"#),
             ex("GET", "/a/b", 200, r#"{"message":"x"}"#),
             ex("DELETE", "/abcde", 200, r#"{"message":"x"}"#),
+            ex("GET", "/abcde", 200, r#"{"message":"x"}"#),
+            ex("POST", "/", 200, r#"{"id":"abcde"}"#),
+            ex(
+                "GET",
+                "/abcde/receipt",
+                200,
+                r#"{"state":"gone","views_left":0,"read_at":[],"expires_at":"2026-11-24T07:00:00Z"}"#,
+            ),
             ex("OPTIONS", "/", 200, "{}"),
         ] {
             assert!(doc.check(&bad).is_err(), "{bad:?} passed");

@@ -22,8 +22,8 @@
 // result = { composed: [link], receiptLinks: [link], composedSaid: [{ label, expiry }],
 //            opened: [{ link, text, error, plainWarning, burned, viewsLeft }],
 //            composeFaults: [{ fault, error, link }],
-//            receipts: [{ link, loadRequests: [path], seen: [{ title, detail, reads, deletable,
-//                         status, error }] }] }
+//            receipts: [{ link, loadRequests: [path], loadError, checkDisabled,
+//                         seen: [{ title, detail, reads, deletable, status, error }] }] }
 import { chromium } from "playwright-core";
 
 const plan = JSON.parse(await new Promise((resolve) => {
@@ -156,6 +156,8 @@ try {
     await p.goto(link, { waitUntil: "networkidle" });
     if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-loaded.png`, fullPage: true });
     const loadRequests = requests.filter((r) => !r.includes("/assets/") && !r.startsWith("GET /r/"));
+    const loadError = (await p.locator("#error").isVisible()) ? await p.locator("#error").textContent() : null;
+    const checkDisabled = await p.locator("#check").isDisabled();
     const seen = [];
     for (const [n, press] of item.press.entries()) {
       const button = p.locator({ check: "#check", again: "#check-again", delete: "#delete" }[press]);
@@ -176,7 +178,7 @@ try {
       });
       if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-${n}-${press}.png`, fullPage: true });
     }
-    result.receipts.push({ link, loadRequests, seen });
+    result.receipts.push({ link, loadRequests, loadError, checkDisabled, seen });
     await p.close();
   }
 } finally {

@@ -189,7 +189,14 @@ impl MessageStore for MemoryStore {
     async fn record(&self, id: &MessageId, now: UnixMillis) -> Result<Option<Record>, StoreError> {
         let map = self.shard(id);
         // The receipt only: the message is not copied out.
-        Ok(map.get(id).filter(|r| !r.is_expired(now)).map(|r| Record { message: None, ..r.clone() }))
+        Ok(map.get(id).filter(|r| !r.is_expired(now)).map(|r| Record {
+            message: None,
+            expires_at: r.expires_at,
+            views: r.views,
+            read_at: r.read_at.clone(),
+            deleted: r.deleted,
+            receipt: r.receipt,
+        }))
     }
 
     async fn delete(

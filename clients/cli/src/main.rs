@@ -87,7 +87,8 @@ enum Command {
     },
     /// As the sender, with the receipt link `send` gave: whether the secret was read, and when.
     Status {
-        /// The receipt link (`.../r/{id}#...`).
+        /// The receipt link (`.../r/{id}#...`), or `-` to read it from stdin (kept out of shell
+        /// history and the process list).
         receipt_link: String,
         /// Print the service's receipt as JSON ({"state", "views_left", "read_at", "expires_at"}).
         #[arg(long)]
@@ -95,7 +96,8 @@ enum Command {
     },
     /// As the sender, with the receipt link `send` gave: destroy the secret before it is read.
     Delete {
-        /// The receipt link (`.../r/{id}#...`).
+        /// The receipt link (`.../r/{id}#...`), or `-` to read it from stdin (kept out of shell
+        /// history and the process list).
         receipt_link: String,
         /// Print the service's receipt after the delete as JSON.
         #[arg(long)]
@@ -272,8 +274,19 @@ fn send(service: &Service, sending: Sending) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The receipt link's service, id and receipt.
+/// The receipt link's service, id and receipt; `-` reads the link from stdin's first line.
 fn receipt_link(raw: &str) -> Result<(Service, String, Zeroizing<String>), Failure> {
+    let mut typed = Zeroizing::new(String::new());
+    let raw = if raw == "-" {
+        // A link is short: read at most 4 KiB, so an endless pipe is not held.
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut typed)
+            .map_err(|e| fail(exit::USAGE, format!("cannot read the receipt link from stdin: {e}")))?;
+        typed.lines().next().unwrap_or("")
+    } else {
+        raw
+    };
     let link = Link::parse_receipt(raw).map_err(|e| fail(exit::USAGE, e))?;
     let service = Service::new(&link.base, None).map_err(|e| fail(exit::USAGE, e))?;
     Ok((service, link.id, Zeroizing::new(link.fragment.unwrap_or_default())))

@@ -52,8 +52,8 @@ impl std::fmt::Display for ServiceError {
     }
 }
 
-/// What a create answers.
-#[derive(Debug, serde::Deserialize)]
+/// What a create answers. (Its `Debug` hides the receipt.)
+#[derive(serde::Deserialize)]
 pub struct Created {
     /// Its id.
     pub id: String,
@@ -61,6 +61,12 @@ pub struct Created {
     pub expires_at: Option<String>,
     /// The sender's receipt token, from a service that gives one (SPEC Part 2 item 10).
     pub receipt: Option<String>,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created").field("id", &self.id).field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
 }
 
 /// A read: the message, and the views left after it (a service without views says none).

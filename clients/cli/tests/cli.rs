@@ -298,6 +298,9 @@ fn the_sender_follows_and_deletes_a_secret_with_the_receipt_link() {
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     let words = stdout(&status);
     assert!(words.starts_with("unread; 2 views left; expires at 20"), "{words}");
+    // `-`: the link from stdin, out of shell history and the process list.
+    assert_eq!(stdout(&crypt(&["status", "-"], format!("{receipt}\n").as_bytes())), words);
+    fails_with(&crypt(&["status", "-"], b""), 2, "is not a link");
     let opened = crypt(&["open", link], b"");
     assert_eq!(stdout(&opened), "for two readers");
     assert!(stderr(&opened).contains("can be opened 1 time more"), "{}", stderr(&opened));

@@ -221,6 +221,7 @@ fn scenario(base: &str, label: &str) -> Used {
             { "link": receipt_team, "press": ["check", "delete", "again"] },
             { "link": "composed:0", "press": ["check"] },
             { "link": wrong_receipt, "press": ["check"] },
+            { "link": receipt_team.split('#').next().unwrap(), "press": [] },
         ],
     });
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
@@ -300,6 +301,14 @@ fn scenario(base: &str, label: &str) -> Used {
     let wrong = &receipts[2]["seen"][0];
     assert!(wrong["error"].as_str().unwrap_or_default().starts_with("No such receipt"), "{wrong}");
     assert_eq!(wrong["title"], Value::Null, "{wrong}");
+    // A receipt link without its receipt says so at once, and offers nothing to press.
+    let incomplete = &receipts[3];
+    assert!(
+        incomplete["loadError"].as_str().unwrap_or_default().starts_with("This receipt link is incomplete"),
+        "{incomplete}"
+    );
+    assert_eq!(incomplete["checkDisabled"], true, "{incomplete}");
+    assert_eq!(receipts[0]["loadError"], Value::Null, "{}", receipts[0]);
 
     // The page's secrets open with the CLI, and its receipt link works with `crypt status`.
     let composed: Vec<String> =

@@ -32,6 +32,7 @@ invalid value stops start-up with one line naming it (exit code 2). Defaults in 
   CRYPT_DEFAULT_TTL_SECS            when a request names no ttl [86400]
   CRYPT_MIN_TTL_SECS                shortest ttl a request may ask [60]
   CRYPT_MAX_TTL_SECS                longest ttl a request may ask [86400]
+  CRYPT_MAX_VIEWS                   most views a create may ask, 1 to 10000 [100]
   CRYPT_RATE_LIMIT_MAX              requests per window per client; 0: off [60]
   CRYPT_RATE_LIMIT_WINDOW_SECS      the sliding window [60]
   RATE_LIMIT_PER_SECOND             the reference's setting: N per 1-second window [unset]

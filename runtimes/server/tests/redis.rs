@@ -247,10 +247,18 @@ async fn a_redis_that_stops_answering_gives_503_within_the_timeout_never_a_hang(
     // The freeze lost nothing that was stored before it.
     let (code, body) = read(&http, &crypt.base, &id).await;
     assert_eq!((code, body["message"].as_str()), (200, Some("stored before the freeze")));
-    // The GETDEL that timed out was already on the wire: a frozen (not dead) Redis carries it
-    // out when it thaws. SPEC allows exactly this ("unless the store carried out the delete and
-    // only its reply was lost"); the README says so.
-    assert_eq!(read(&http, &crypt.base, &read_during).await.0, 404);
+    // The reads that timed out were on the wire: a frozen (not dead) Redis carries out what it
+    // can when it thaws, and SPEC allows a view spent whose reply was lost ("unless the store
+    // carried out the delete and only its reply was lost"; the README says so). Whether one was
+    // spent depends on Redis's script cache: a read script it had not seen yet answers
+    // `NOSCRIPT`, and the retry with its body went with the abandoned request. Either way the
+    // message is whole or gone, never half.
+    let (code, body) = read(&http, &crypt.base, &read_during).await;
+    match code {
+        404 => {}
+        200 => assert_eq!(body["message"], "read during the freeze"),
+        other => panic!("a read after the thaw answered {other}: {body}"),
+    }
 }
 
 /// Redis next to crypt on a Unix socket, as Debian's and most distributions' packages offer it
@@ -280,7 +288,7 @@ async fn a_unix_socket_with_a_password_stores_burns_and_limits_and_never_logs_th
     let (code, body) = create(&http, &crypt.base, "over the socket").await;
     assert_eq!(code, 200, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
-    assert_eq!(read(&http, &crypt.base, &id).await, (200, json!({"message": "over the socket"})));
+    assert_eq!(read(&http, &crypt.base, &id).await, (200, json!({"message": "over the socket", "views_left": 0})));
     assert_eq!(read(&http, &crypt.base, &id).await.0, 404);
     assert_eq!(status(&http, format!("{}/zzzzz", crypt.base)).await, 404);
     assert_eq!(status(&http, format!("{}/zzzzz", crypt.base)).await, 429, "the limit is kept in Redis");
