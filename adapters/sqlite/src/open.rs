@@ -213,7 +213,9 @@ fn describe(what: &str, e: &rusqlite::Error) -> String {
     let hint = match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => " (the file is not a SQLite database, or is damaged)",
         Some(ErrorCode::CannotOpen) => " (does the folder exist, and may this user write in it?)",
-        Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) => " (may this user write the file and its folder?)",
+        Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) => {
+            " (may this user write the file and its folder?)"
+        }
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => " (another process holds it)",
         Some(ErrorCode::DiskFull) => " (the disk is full)",
         _ => "",

@@ -185,8 +185,7 @@ async fn the_schema_and_the_promises_are_set() {
 #[tokio::test]
 async fn a_full_database_refuses_creates_and_keeps_what_it_has() {
     let dir = TempDir::new();
-    let store =
-        SqliteStore::open(&SqliteConfig { path: dir.db(), max_bytes: Some(256 * 1024) }, wall(), None).unwrap();
+    let store = SqliteStore::open(&SqliteConfig { path: dir.db(), max_bytes: Some(256 * 1024) }, wall(), None).unwrap();
     let text = "x".repeat(20_000);
     let mut stored = Vec::new();
     let mut full = false;
@@ -272,7 +271,8 @@ async fn burned_deleted_and_expired_text_leaves_every_file() {
     store.insert_new(&id("expir"), &msg(&expired, now + 300), ttl()).await.unwrap();
     store.insert_new(&id("lived"), &msg(&live, now + 3_600_000), ttl()).await.unwrap();
     store.insert_new(&id("longb"), &msg(&long_burned, now + 3_600_000), ttl()).await.unwrap();
-    store.insert_new(&id("longl"), &msg(&format!("{long_live}{}", "l".repeat(30_000)), now + 3_600_000), ttl())
+    store
+        .insert_new(&id("longl"), &msg(&format!("{long_live}{}", "l".repeat(30_000)), now + 3_600_000), ttl())
         .await
         .unwrap();
     for held in [&burned, &deleted, &expired, &live] {
@@ -333,7 +333,10 @@ async fn a_backup_holds_what_is_live() {
     std::fs::create_dir(&copy).unwrap();
     std::fs::rename(&to, copy.join("crypt.db")).unwrap();
     let restored = SqliteStore::open(&config(&copy.join("crypt.db")), wall(), None).unwrap();
-    assert_eq!(restored.spend_view(&id("live1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(), "live one");
+    assert_eq!(
+        restored.spend_view(&id("live1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(),
+        "live one"
+    );
     assert_eq!(restored.spend_view(&id("burn1"), wall_clock_now()).await.unwrap(), None);
 }
 

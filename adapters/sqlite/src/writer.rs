@@ -7,9 +7,7 @@
 //! (one fsync per event-loop turn for every client) with SQLite's transactions.
 
 use crate::{CommitObserver, Shared};
-use crypt_domain::{
-    Clock, DeleteOutcome, Inserted, MessageId, ReceiptDigest, Record, StoreError, UnixMillis, Viewed,
-};
+use crypt_domain::{Clock, DeleteOutcome, Inserted, MessageId, ReceiptDigest, Record, StoreError, UnixMillis, Viewed};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -112,7 +110,7 @@ impl Writer {
     /// is run again alone, so only the operations that cannot be done answer an error.
     fn run_batch(&mut self, batch: &mut Vec<Op>) {
         let now = self.clock.now();
-        if batch.is_empty() && !self.next_expiry.is_some_and(|at| at <= now) {
+        if batch.is_empty() && self.next_expiry.is_none_or(|at| at > now) {
             return;
         }
         match self.transaction(batch, now) {
@@ -253,7 +251,11 @@ fn apply(tx: &Connection, request: &Request, now: UnixMillis) -> rusqlite::Resul
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO messages (id, expires_at, held, record) VALUES (?1, ?2, 1, ?3)",
                 )?
-                .execute(params![id.as_str(), record.expires_at.min(i64::MAX as u64) as i64, record.encode()])?;
+                .execute(params![
+                    id.as_str(),
+                    record.expires_at.min(i64::MAX as u64) as i64,
+                    record.encode()
+                ])?;
                 (Answer::Insert(Inserted::Stored), true)
             }
         }
