@@ -35,6 +35,52 @@ pub fn server_redis_cluster(profile: Profile) -> BoxFuture<'static, Target> {
     })
 }
 
+/// The self-hosted server on a SQLite database in a fresh folder of its own (removed after).
+pub fn server_sqlite(profile: Profile) -> BoxFuture<'static, Target> {
+    Box::pin(async move {
+        let dir = ScratchDir::new("sqlite");
+        let mut env = profile.env();
+        env.insert("CRYPT_STORE".into(), "sqlite".into());
+        env.insert("CRYPT_SQLITE_PATH".into(), dir.path().join("crypt.db").display().to_string());
+        let running = start_server(env).await;
+        Target {
+            base: running.url(),
+            // Its 507 (CRYPT_SQLITE_MAX_BYTES, a full disk) is checked in crypt-server's SQLite
+            // tests: the page-based room a read frees is not the memory store's byte count.
+            caps: Caps { capacity: false, ..Caps::SELF_HOSTED },
+            http: client(),
+            keep: Box::new((running, dir)),
+        }
+    })
+}
+
+/// A folder under the system's temporary folder, removed on drop.
+#[derive(Debug)]
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    /// A new, empty folder whose name starts with `crypt-` and `what`.
+    pub fn new(what: &str) -> Self {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("crypt-{what}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Self(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn with_redis(profile: Profile, url: String, redis: Box<dyn Any + Send + Sync>) -> Target {
     let mut env = profile.env();
     env.insert("CRYPT_STORE".into(), "redis".into());

@@ -42,6 +42,8 @@ pub enum StoreChoice {
     Memory,
     /// In Redis or Redis Cluster.
     Redis,
+    /// In a SQLite database file on this machine: durable, one process.
+    Sqlite,
 }
 
 /// Which store holds the messages at the edge (the Worker).
@@ -134,7 +136,7 @@ pub struct Settings {
     /// Server: where to bind; port 0 picks a free port.
     #[serde(rename = "CRYPT_LISTEN")]
     pub listen: SocketAddr,
-    /// Server: `memory` or `redis`.
+    /// Server: `memory`, `sqlite` or `redis`.
     #[serde(rename = "CRYPT_STORE")]
     pub store: StoreChoice,
     /// Worker: `kv` (Workers KV, the default) or `durable-object` (one Durable Object per
@@ -217,6 +219,13 @@ pub struct Settings {
     /// Server, memory store: its capacity in bytes; beyond it, 507.
     #[serde(rename = "CRYPT_MEMORY_CAPACITY_BYTES")]
     pub memory_capacity_bytes: usize,
+    /// Server, SQLite store: the database file (created when absent; its folder must exist).
+    #[serde(rename = "CRYPT_SQLITE_PATH")]
+    pub sqlite_path: String,
+    /// Server, SQLite store: the most bytes the database may hold; beyond it, 507. 0: as much
+    /// as the disk.
+    #[serde(rename = "CRYPT_SQLITE_MAX_BYTES")]
+    pub sqlite_max_bytes: u64,
     /// Server: the most connections held open at once; past it, new ones wait in the kernel's
     /// queue until one closes.
     #[serde(rename = "CRYPT_MAX_CONNECTIONS")]
@@ -268,6 +277,8 @@ impl Default for Settings {
             ipv6_prefix: Ipv6Prefix::default(),
             trusted_proxies: Networks::default(),
             memory_capacity_bytes: 268_435_456,
+            sqlite_path: "crypt.db".into(),
+            sqlite_max_bytes: 0,
             max_connections: std::num::NonZeroUsize::new(16_384).expect("not zero"),
             max_connections_per_client: 256,
             header_timeout: Millis::of(10_000),
@@ -289,6 +300,8 @@ impl std::fmt::Debug for Settings {
             .field("api", &self.api())
             .field("trusted_proxies", &self.trusted_proxies)
             .field("memory_capacity_bytes", &self.memory_capacity_bytes)
+            .field("sqlite_path", &self.sqlite_path)
+            .field("sqlite_max_bytes", &self.sqlite_max_bytes)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_client", &self.max_connections_per_client)
             .finish_non_exhaustive()
@@ -473,7 +486,7 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 32);
+        assert_eq!(names.len(), 34);
         for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
             assert!(names.contains(&n), "{n}");
         }

@@ -2,6 +2,7 @@
 //!
 //! `crypt-server healthcheck` instead asks a running server's `/healthz` (on the address its
 //! settings name) and exits 0 when it answers 200: the container image has no shell or curl.
+//! `crypt-server backup FILE` copies the SQLite database the settings name (`VACUUM INTO`).
 //! `--help` and `--version` print and exit; any other argument is refused (exit 2), since the
 //! settings are environment variables and a stray argument is more likely a mistake than a wish
 //! to start a server on the defaults.
@@ -17,6 +18,7 @@ async fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => {}
         ["healthcheck"] => return healthcheck(),
+        ["backup", to] => return backup(to),
         ["-h" | "--help" | "help"] => {
             print!("{}", crypt_server::HELP);
             return ExitCode::SUCCESS;
@@ -28,7 +30,7 @@ async fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "crypt-server: unexpected argument '{}': settings are environment variables (CRYPT_LISTEN=..., \
-                 see crypt-server --help); the only command is healthcheck",
+                 see crypt-server --help); the commands are healthcheck and backup FILE",
                 args.join(" ")
             );
             return ExitCode::from(2);
@@ -83,6 +85,33 @@ fn init_logs() -> Result<(), String> {
         Ok(other) => return Err(format!("invalid setting CRYPT_LOG_FORMAT: '{other}' is not one of: text, json")),
     }
     Ok(())
+}
+
+/// `crypt-server backup FILE`: a consistent copy of the SQLite database the settings name, made
+/// while a server may be running on it. Exit 0 when written, 2 when the settings do not name
+/// a SQLite store or the copy cannot be made.
+fn backup(to: &str) -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("crypt-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let crypt_server::StoreKind::Sqlite(sqlite) = &config.store else {
+        eprintln!("crypt-server: backup copies a SQLite database; CRYPT_STORE is not sqlite");
+        return ExitCode::from(2);
+    };
+    match crypt_sqlite::backup(&sqlite.path, std::path::Path::new(to)) {
+        Ok(()) => {
+            eprintln!("crypt-server: the live messages of {} are in {to}; it holds secrets: keep it safe", sqlite.path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("crypt-server: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Exit 0 when the server on this configuration's address answers `/healthz` with 200.

@@ -124,6 +124,46 @@ impl EncodeMetric for Latency {
     }
 }
 
+/// Upper bounds of the SQLite commit batch buckets: 1, 2, 4, ... 512 operations (the
+/// writer's most, `crypt_sqlite`'s batch cap), then `+Inf`.
+const BATCH_BOUNDS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// How many operations each SQLite commit held, without a lock, as [`Latency`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BatchSizes(Arc<BatchCells>);
+
+#[derive(Debug, Default)]
+struct BatchCells {
+    buckets: [AtomicU64; BATCH_BOUNDS.len() + 1],
+    sum: AtomicU64,
+}
+
+impl BatchSizes {
+    pub(crate) fn observe(&self, ops: usize) {
+        let bucket = BATCH_BOUNDS.iter().position(|&le| ops as f64 <= le).unwrap_or(BATCH_BOUNDS.len());
+        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.0.sum.fetch_add(ops as u64, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for BatchSizes {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for BatchSizes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().enumerate())
+            .map(|(i, cell)| (BATCH_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cell.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|&(_, n)| n).sum();
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum.load(Ordering::Relaxed) as f64, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 /// Every metric of one server.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -143,6 +183,8 @@ pub(crate) struct Metrics {
     connections: Gauge,
     connections_max: Gauge,
     connections_refused: Counter,
+    sqlite_batches: BatchSizes,
+    sqlite_commits: Latency,
     /// `store_ops` entries by store (memory, then the rest) and [`OPS`] index, once resolved.
     ops_resolved: [[std::sync::OnceLock<Latency>; OPS.len()]; 2],
     /// `requests` entries by [`ROUTES`] and [`STATUSES`] index, and `durations` entries by
@@ -200,6 +242,8 @@ impl Metrics {
             connections: Gauge::default(),
             connections_max: Gauge::default(),
             connections_refused: Counter::default(),
+            sqlite_batches: BatchSizes::default(),
+            sqlite_commits: Latency::default(),
             ops_resolved: Default::default(),
             requests_resolved: Default::default(),
             durations_resolved: Default::default(),
@@ -224,7 +268,7 @@ impl Metrics {
         );
         registry.register(
             "messages_expired",
-            "Messages that reached their expiry before their last view, swept from memory (the memory store only; Redis expires its own)",
+            "Messages that reached their expiry before their last view, deleted by the memory or SQLite store (Redis expires its own)",
             m.expired.clone(),
         );
         registry.register("rate_limited_requests", "Requests refused by the rate limit", m.rate_limited.clone());
@@ -250,6 +294,16 @@ impl Metrics {
             "connections_refused",
             "Connections closed at once because their address held CRYPT_MAX_CONNECTIONS_PER_CLIENT already",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "sqlite_commit_operations",
+            "SQLite store: the operations each commit held (group commit: all waiting at that moment, one fsync)",
+            m.sqlite_batches.clone(),
+        );
+        registry.register(
+            "sqlite_commit_duration_seconds",
+            "SQLite store: time of each commit that wrote: the WAL's write and its fsync",
+            m.sqlite_commits.clone(),
         );
         Self { registry, ..m }
     }
@@ -332,6 +386,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The SQLite store's writer reports its commits and expiries here.
+impl crypt_sqlite::CommitObserver for Metrics {
+    fn committed(&self, batch: usize, nanos: u64) {
+        self.sqlite_batches.observe(batch);
+        self.sqlite_commits.observe_nanos(nanos);
+    }
+
+    fn expired(&self, unread: usize) {
+        self.expired.inc_by(unread as u64);
     }
 }
 

@@ -146,7 +146,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
             let limiter = Arc::new(MemoryLimiter::default());
             let sweeper = spawn_sweeper(
-                store.clone(),
+                Some(store.clone()),
                 limiter.clone(),
                 clock.clone(),
                 settings.api.policy.rate_limit(),
@@ -167,6 +167,28 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
             let counting: Option<Arc<dyn CountingStore>> = redis.counts_in_one_step().then(|| redis.clone() as _);
             (redis.clone(), redis, counting, None)
         }
+        StoreKind::Sqlite(config) => {
+            // Opening checks the file and may delete what expired while crypt was stopped: not
+            // on the runtime's threads.
+            let (config, opened_clock, observer) = (config.clone(), clock.clone(), metrics.clone());
+            let sqlite = tokio::task::spawn_blocking(move || {
+                crypt_sqlite::SqliteStore::open(&config, opened_clock, Some(observer)).map(|s| (s, config))
+            })
+            .await
+            .map_err(|e| StartError::Store(format!("the SQLite store could not be opened: {e}")))?;
+            let (sqlite, config) = sqlite.map_err(|e| StartError::Setting(e.to_string()))?;
+            tracing::info!(path = %config.path.display(), records = sqlite.records_at_open(), "SQLite database open");
+            // The rate limit is this process's, as with memory: one process per database.
+            let limiter = Arc::new(MemoryLimiter::default());
+            let sweeper = spawn_sweeper(
+                None,
+                limiter.clone(),
+                clock.clone(),
+                settings.api.policy.rate_limit(),
+                metrics.clone(),
+            );
+            (Arc::new(sqlite), limiter, None, Some(sweeper))
+        }
     };
 
     // (what the log says, what the metrics' `store` label says)
@@ -174,6 +196,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         StoreKind::Memory => ("memory", "memory"),
         StoreKind::Redis(c) if c.is_cluster() => ("redis-cluster", "redis"),
         StoreKind::Redis(_) => ("redis", "redis"),
+        StoreKind::Sqlite(_) => ("sqlite", "sqlite"),
     };
     let store = Arc::new(MeteredStore { inner: store, metrics: metrics.clone(), store: store_label });
     let limiter = Arc::new(MeteredLimiter { inner: limiter, metrics: metrics.clone(), store: store_label });
@@ -265,10 +288,10 @@ fn serve_api(
     Running { addr, stop: Some(stop), task }
 }
 
-/// Frees expired messages and idle rate-limit logs once a second, so memory follows what is
-/// live rather than what was ever stored.
+/// Frees expired messages (of the memory store, when given) and idle rate-limit logs once a
+/// second, so memory follows what is live rather than what was ever stored.
 fn spawn_sweeper(
-    store: Arc<MemoryStore>,
+    store: Option<Arc<MemoryStore>>,
     limiter: Arc<MemoryLimiter>,
     clock: Arc<dyn Clock>,
     limit: Option<crypt_domain::RateLimit>,
@@ -279,13 +302,15 @@ fn spawn_sweeper(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let expired = store.sweep();
-            metrics.memory_store(store.used_bytes(), store.len(), expired);
+            if let Some(store) = &store {
+                let expired = store.sweep();
+                metrics.memory_store(store.used_bytes(), store.len(), expired);
+                if expired > 0 {
+                    tracing::debug!(expired, "swept expired messages");
+                }
+            }
             if let Some(limit) = limit {
                 limiter.sweep(clock.now(), limit);
-            }
-            if expired > 0 {
-                tracing::debug!(expired, "swept expired messages");
             }
         }
     })

@@ -4,6 +4,7 @@
 
 use crypt_http::{ApiSettings, SettingError, Settings, StoreChoice};
 use crypt_redis::{RedisConfig, RedisTls};
+use crypt_sqlite::SqliteConfig;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,9 @@ pub enum StoreKind {
     /// `CRYPT_REDIS_TIMEOUT_MS`): shared by every process, survives restarts. Its `Debug`
     /// hides the password.
     Redis(RedisConfig),
+    /// In a SQLite database on this machine (`CRYPT_SQLITE_PATH`, `CRYPT_SQLITE_MAX_BYTES`):
+    /// survives restarts and crashes; one process per database.
+    Sqlite(SqliteConfig),
 }
 
 /// Everything the server needs to start, checked. Build it with [`Config::load`] (file and
@@ -64,6 +68,10 @@ impl Config {
         let api = s.api()?;
         let store = match s.store {
             StoreChoice::Memory => StoreKind::Memory,
+            StoreChoice::Sqlite => StoreKind::Sqlite(SqliteConfig {
+                path: s.sqlite_path.clone().into(),
+                max_bytes: (s.sqlite_max_bytes > 0).then_some(s.sqlite_max_bytes),
+            }),
             StoreChoice::Redis => StoreKind::Redis(RedisConfig {
                 url: s.redis_url,
                 prefix: s.redis_prefix,

@@ -8,6 +8,8 @@ crypt-server: a self-destructing message service (the first read returns a secre
 Usage:
   crypt-server               serve until SIGTERM or Ctrl-C (the API on CRYPT_LISTEN)
   crypt-server healthcheck   exit 0 when the server on CRYPT_LISTEN answers /healthz (for images)
+  crypt-server backup FILE   SQLite store: copy the live database to FILE (VACUUM INTO), while
+                             the server runs; the copy holds every live secret
   crypt-server --help        this text
   crypt-server --version     the version
 
@@ -16,7 +18,11 @@ directory, or the file CRYPT_CONFIG names; keys are the names lower-cased withou
 invalid value stops start-up with one line naming it (exit code 2). Defaults in brackets:
 
   CRYPT_LISTEN                      address to bind; port 0 picks a free one [127.0.0.1:8787]
-  CRYPT_STORE                       memory (lost on restart) or redis [memory]
+  CRYPT_STORE                       memory (lost on restart), sqlite (one machine, on disk)
+                                    or redis [memory]
+  CRYPT_SQLITE_PATH                 sqlite: the database file; its folder must exist [crypt.db]
+  CRYPT_SQLITE_MAX_BYTES            sqlite: most the database may hold, then 507; 0: the
+                                    disk's room [0]
   CRYPT_REDIS_URL                   a node, several for Cluster, redis+sentinel://, or
                                     unix:///path/to/redis.sock [redis://127.0.0.1:6379]
   CRYPT_REDIS_PREFIX                before every Redis key [crypt:]
