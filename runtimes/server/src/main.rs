@@ -104,7 +104,10 @@ fn backup(to: &str) -> ExitCode {
     };
     match crypt_sqlite::backup(&sqlite.path, std::path::Path::new(to)) {
         Ok(()) => {
-            eprintln!("crypt-server: the live messages of {} are in {to}; it holds secrets: keep it safe", sqlite.path.display());
+            eprintln!(
+                "crypt-server: the live messages of {} are in {to}; it holds secrets: keep it safe",
+                sqlite.path.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -180,13 +180,8 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
             tracing::info!(path = %config.path.display(), records = sqlite.records_at_open(), "SQLite database open");
             // The rate limit is this process's, as with memory: one process per database.
             let limiter = Arc::new(MemoryLimiter::default());
-            let sweeper = spawn_sweeper(
-                None,
-                limiter.clone(),
-                clock.clone(),
-                settings.api.policy.rate_limit(),
-                metrics.clone(),
-            );
+            let sweeper =
+                spawn_sweeper(None, limiter.clone(), clock.clone(), settings.api.policy.rate_limit(), metrics.clone());
             (Arc::new(sqlite), limiter, None, Some(sweeper))
         }
     };

@@ -1,4 +1,4 @@
-//! What the tests that run `crypt-server` over Redis share: the process, and a client.
+//! What the tests that run `crypt-server` over a store share: the process, and a client.
 #![allow(dead_code)] // each test file uses its own part
 
 use serde_json::{json, Value};
@@ -15,16 +15,22 @@ pub struct Crypt {
 }
 
 impl Crypt {
+    /// On Redis at `redis_url`, with `extra` settings.
     pub fn start(redis_url: &str, extra: &[(&str, &str)]) -> Self {
+        let mut env = vec![("CRYPT_STORE", "redis"), ("CRYPT_REDIS_URL", redis_url)];
+        env.extend_from_slice(extra);
+        Self::start_with(&env)
+    }
+
+    /// With `env` over a free loopback port, no rate limit and info logs.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crypt-server"))
             .env_clear()
             .env("CRYPT_LISTEN", "127.0.0.1:0")
-            .env("CRYPT_STORE", "redis")
-            .env("CRYPT_REDIS_URL", redis_url)
             .env("CRYPT_RATE_LIMIT_MAX", "0")
             .env("CRYPT_LOG", "info")
             .env("NO_COLOR", "1")
-            .envs(extra.iter().copied())
+            .envs(env.iter().copied())
             .current_dir(std::env::temp_dir())
             .stderr(Stdio::piped())
             .spawn()
@@ -81,6 +87,12 @@ pub async fn status(http: &reqwest::Client, url: String) -> u16 {
 }
 
 impl Crypt {
+    /// Kills the process with SIGKILL, as a crash would, and waits for it.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every log line so far, joined.
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
