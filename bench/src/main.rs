@@ -214,7 +214,10 @@ fn crypt_vars(shape: &str, redis_url: Option<String>) -> Vec<(&'static str, Stri
         // The default limit; the load generator's X-Forwarded-For is believed.
         _ => vars.push(("CRYPT_TRUSTED_PROXIES", "127.0.0.1".to_owned())),
     }
-    if let Some(url) = redis_url {
+    // `sqlite:PATH`: the SQLite store on that file.
+    if let Some(path) = redis_url.as_deref().and_then(|u| u.strip_prefix("sqlite:")) {
+        vars.extend([("CRYPT_STORE", "sqlite".to_owned()), ("CRYPT_SQLITE_PATH", path.to_owned())]);
+    } else if let Some(url) = redis_url {
         vars.extend([
             ("CRYPT_STORE", "redis".to_owned()),
             ("CRYPT_REDIS_URL", url),
@@ -277,6 +280,101 @@ fn measure(
     let outcome = rt.block_on(load::run(server.addr, conns, size, plan.warmup, plan.duration, shape.clients()));
     let cpu_per_pair = (server.cpu_us() - cpu_before) / (outcome.pairs + outcome.warmup_pairs).max(1) as f64;
     (outcome, server.peak_rss_mib(), cpu_per_pair)
+}
+
+/// Section 1c: crypt on SQLite, on Redis with `appendfsync always` and in memory, alternating,
+/// 32 connections, limiting off; then the database's bytes per live message.
+fn durable(rt: &tokio::runtime::Runtime, plan: &Plan) -> (String, u64) {
+    let mut report = String::new();
+    let mut errors = 0;
+    let aof = RedisServer::start_with(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"]);
+    let aof_url = aof.url();
+    let _ = writeln!(
+        report,
+        "\n## Durable on one machine: SQLite, Redis with appendfsync always, memory (32 connections, 100 B, limiting \
+         off; median of {} alternating runs)\n\n\
+         SQLite and Redis with `appendfsync always` make the same promise: a write is fsynced before it is answered \
+         (and a read, which burns, is a write). Every run a fresh server, and for SQLite a fresh database in the \
+         temporary folder ({}).\n",
+        plan.headline_runs,
+        std::env::temp_dir().display()
+    );
+    let _ = writeln!(report, "| crypt on | promise | pairs/s | p50 ms | p99 ms | server CPU µs/pair |");
+    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
+    let kinds = ["sqlite", "redis-aof", "memory"];
+    let mut results: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); kinds.len()];
+    for run in 0..plan.headline_runs {
+        let mut order: Vec<usize> = (0..kinds.len()).collect();
+        order.rotate_left(run % kinds.len());
+        for k in order {
+            let dir = crypt_conformance::launch::ScratchDir::new("bench-sqlite");
+            let url = match kinds[k] {
+                "sqlite" => Some(format!("sqlite:{}", dir.path().join("crypt.db").display())),
+                "redis-aof" => Some(aof_url.clone()),
+                _ => None,
+            };
+            let (o, _, cpu) = measure(rt, Impl::Crypt, url.as_deref(), 32, 100, plan, Shape::Off);
+            errors += o.errors;
+            eprintln!(
+                "durable {} run {run}: {:.0} pairs/s, p50 {:.2} p99 {:.2} ms, {} errors",
+                kinds[k],
+                o.pairs_per_sec(),
+                o.quantile_ms(0.5),
+                o.quantile_ms(0.99),
+                o.errors
+            );
+            let r = &mut results[k];
+            r.0.push(o.pairs_per_sec());
+            r.1.push(o.quantile_ms(0.5));
+            r.2.push(o.quantile_ms(0.99));
+            r.3.push(cpu);
+        }
+    }
+    let medians: Vec<(f64, f64, f64, f64)> =
+        results.into_iter().map(|(a, b, c, d)| (median(a), median(b), median(c), median(d))).collect();
+    for (k, (rate, p50, p99, cpu)) in medians.iter().enumerate() {
+        let promise = match kinds[k] {
+            "sqlite" => "on disk before the answer (WAL, synchronous=FULL, group commit)",
+            "redis-aof" => "on disk before the answer (AOF, appendfsync always)",
+            _ => "none: lost on restart",
+        };
+        let name = match kinds[k] {
+            "redis-aof" => "Redis, appendfsync always",
+            other => other,
+        };
+        let _ = writeln!(report, "| {name} | {promise} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu:.1} |");
+    }
+    let (sqlite, aof_row, memory) = (medians[0], medians[1], medians[2]);
+    let _ = writeln!(
+        report,
+        "\nSQLite against Redis with appendfsync always: **{:.2}×** the pairs/s, p99 **{:.2}×**. Against memory: \
+         **{:.2}×** the pairs/s, p99 {:.2}×.",
+        sqlite.0 / aof_row.0,
+        sqlite.2 / aof_row.2,
+        sqlite.0 / memory.0,
+        sqlite.2 / memory.2
+    );
+    // What the database holds per live (unread) message.
+    let count = if plan.quick { 2_000 } else { 50_000 };
+    let dir = crypt_conformance::launch::ScratchDir::new("bench-sqlite-size");
+    let db = dir.path().join("crypt.db");
+    let server = Server::start(Impl::Crypt, Some(&format!("sqlite:{}", db.display())), Shape::Off);
+    let stored = rt.block_on(fill(server.addr, count, 100));
+    // The checkpoint that follows the last write moves the WAL into the file.
+    std::thread::sleep(crypt_sqlite::ERASE_WITHIN + Duration::from_millis(500));
+    let bytes: u64 = std::fs::read_dir(dir.path())
+        .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    let stored_count = stored / 100;
+    let _ = writeln!(
+        report,
+        "\nDatabase size: {stored_count} live messages of 100 B (and their receipts) in {:.1} MiB of files: \
+         **{} bytes a message**.",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes / stored_count.max(1) as u64
+    );
+    drop(server);
+    (report, errors)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -581,6 +679,14 @@ Machine: {cores} cores; load generator on the same machine.
             creates * 4.0 / single,
             median(p99)
         );
+    }
+
+    // 1c. Durable on one machine: SQLite against Redis with the same promise (`appendfsync
+    //     always`: every write fsynced before its answer) and against memory (no promise).
+    if only_store.as_deref().is_none_or(|only| only == "sqlite") {
+        let (text, durable_errors) = durable(&rt, &plan);
+        errors += durable_errors;
+        report.push_str(&text);
     }
 
     if headline_only {
