@@ -350,3 +350,22 @@ async fn a_store_whose_writer_is_gone_answers_unavailable() {
     assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
     assert!(matches!(store.spend_view(&id("aaaaa"), wall_clock_now()).await, Err(StoreError::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn a_damaged_row_reads_as_absent_and_harms_nothing_else() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(&config(&dir.db()), wall(), None).unwrap();
+    store.insert_new(&id("good1"), &msg("good", far()), ttl()).await.unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.db()).unwrap();
+        c.execute(
+            "INSERT INTO messages (id, expires_at, held, record) VALUES ('bad11', ?1, 1, x'02ff')",
+            [far() as i64],
+        )
+        .unwrap();
+    }
+    assert_eq!(store.spend_view(&id("bad11"), wall_clock_now()).await.unwrap(), None);
+    assert_eq!(store.insert_new(&id("bad11"), &msg("x", far()), ttl()).await, Ok(Inserted::Taken), "still taken");
+    store.ping().await.expect("still ready");
+    assert_eq!(store.spend_view(&id("good1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(), "good");
+}

@@ -87,7 +87,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.run_batch(&mut batch);
+            if !self.run_batch(&mut batch) {
+                // A database that fails every write (an I/O error) is not retried in a spin:
+                // the expiry that is due would otherwise be tried again at once, forever.
+                std::thread::sleep(Duration::from_millis(50));
+            }
             self.maybe_checkpoint();
         }
         self.checkpoint();
@@ -107,24 +111,28 @@ impl Writer {
 
     /// Applies `batch` in one transaction and answers each operation after the commit. When the
     /// transaction fails (a full disk, an I/O error), it is rolled back whole and each operation
-    /// is run again alone, so only the operations that cannot be done answer an error.
-    fn run_batch(&mut self, batch: &mut Vec<Op>) {
+    /// is run again alone, so only the operations that cannot be done answer an error. False
+    /// when nothing could be committed.
+    fn run_batch(&mut self, batch: &mut Vec<Op>) -> bool {
         let now = self.clock.now();
         if batch.is_empty() && self.next_expiry.is_none_or(|at| at > now) {
-            return;
+            return true;
         }
         match self.transaction(batch, now) {
             Ok(answers) => {
                 for (op, answer) in batch.drain(..).zip(answers) {
                     let _ = op.reply.send(Ok(answer));
                 }
+                true
             }
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, ops = batch.len(), "SQLite batch failed; retrying its operations one by one");
+                let mut any = false;
                 for op in std::mem::take(batch) {
                     let mut one = vec![op];
-                    self.run_batch(&mut one);
+                    any |= self.run_batch(&mut one);
                 }
+                any
             }
             Err(e) => {
                 if !matches!(e.sqlite_error_code(), Some(ErrorCode::DiskFull)) {
@@ -134,6 +142,7 @@ impl Writer {
                 for op in batch.drain(..) {
                     let _ = op.reply.send(Err(unavailable(&e)));
                 }
+                false
             }
         }
     }
@@ -152,8 +161,11 @@ impl Writer {
             }
         }
         let mut answers = Vec::with_capacity(batch.len());
+        // After a failed write, a readiness probe writes (the schema version, unchanged), so that
+        // the store is ready again only once a write commits.
+        let probe = !self.shared.healthy.load(Ordering::Relaxed);
         for op in batch {
-            let (answer, changed) = apply(&tx, &op.request, now)?;
+            let (answer, changed) = apply(&tx, &op.request, now, probe)?;
             wrote |= changed;
             answers.push(answer);
         }
@@ -218,8 +230,13 @@ fn load(tx: &Connection, id: &MessageId) -> rusqlite::Result<Option<Record>> {
     match bytes.map(Record::decode) {
         None => Ok(None),
         Some(Ok(record)) => Ok(Some(record)),
-        // A row this store did not write: treated as damage, never as a message.
-        Some(Err(e)) => Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))),
+        // A row this store did not write: damage, never a message. It answers as no record (its
+        // id stays taken until its expiry, which deletes the row), and the rest of the batch and
+        // the store's readiness are unharmed.
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "a SQLite row could not be decoded; treated as absent");
+            Ok(None)
+        }
     }
 }
 
@@ -238,7 +255,7 @@ fn remove(tx: &Connection, id: &MessageId) -> rusqlite::Result<()> {
 }
 
 /// One operation inside the batch's transaction: the answer, and whether it wrote.
-fn apply(tx: &Connection, request: &Request, now: UnixMillis) -> rusqlite::Result<(Answer, bool)> {
+fn apply(tx: &Connection, request: &Request, now: UnixMillis, probe: bool) -> rusqlite::Result<(Answer, bool)> {
     Ok(match request {
         Request::Insert { id, record } => {
             let held: Option<i64> = tx
@@ -291,6 +308,10 @@ fn apply(tx: &Connection, request: &Request, now: UnixMillis) -> rusqlite::Resul
             }
             _ => (Answer::Delete(None), false),
         },
+        Request::Ping if probe => {
+            tx.execute_batch(&format!("PRAGMA user_version = {}", crate::open::SCHEMA_VERSION))?;
+            (Answer::Ping, true)
+        }
         Request::Ping => {
             tx.prepare_cached("SELECT count(*) FROM sqlite_schema")?.query_row([], |r| r.get::<_, i64>(0))?;
             (Answer::Ping, false)
