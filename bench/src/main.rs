@@ -302,7 +302,9 @@ fn durable(rt: &tokio::runtime::Runtime, plan: &Plan) -> (String, u64) {
     let _ = writeln!(report, "| crypt on | promise | pairs/s | p50 ms | p99 ms | server CPU µs/pair |");
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
     let kinds = ["sqlite", "redis-aof", "memory"];
-    let mut results: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> = vec![Default::default(); kinds.len()];
+    // Per store: pairs/s, p50, p99 and CPU per pair of each run.
+    type Runs = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut results: Vec<Runs> = vec![Default::default(); kinds.len()];
     for run in 0..plan.headline_runs {
         let mut order: Vec<usize> = (0..kinds.len()).collect();
         order.rotate_left(run % kinds.len());
