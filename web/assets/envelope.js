@@ -1,4 +1,4 @@
-// The crypt envelope, version 1, with WebCrypto: docs/ENVELOPE.md says it byte by byte, and
+// The crypt envelope, version 1 (text) and 2 (files), with WebCrypto: docs/ENVELOPE.md says it byte by byte, and
 // clients/envelope (Rust) implements the same; both pass the vectors in docs/envelope-vectors.json.
 // No cryptography is written here: AES-GCM, PBKDF2 and HMAC are the browser's own.
 
@@ -58,7 +58,8 @@ export function decodeFragment(fragment) {
   return { key, passphrase };
 }
 
-async function cipherKey(key, passphrase, salt) {
+/** The raw AES key: the link's key, or with a passphrase the link's key mixed with PBKDF2's. */
+async function rawCipherKey(key, passphrase, salt) {
   let raw = key;
   if (passphrase !== null) {
     const password = new TextEncoder().encode(passphrase.normalize("NFC"));
@@ -68,7 +69,12 @@ async function cipherKey(key, passphrase, salt) {
     const mac = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     raw = new Uint8Array(await crypto.subtle.sign("HMAC", mac, derived));
   }
-  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+  return raw;
+}
+
+async function cipherKey(key, passphrase, salt) {
+  return crypto.subtle.importKey("raw", await rawCipherKey(key, passphrase, salt), "AES-GCM", false,
+    ["encrypt", "decrypt"]);
 }
 
 const aadOf = (prefix) => new TextEncoder().encode(prefix.slice(0, -1));
@@ -135,4 +141,162 @@ export async function open(envelope, key, passphrase = null) {
         ? "Cannot decrypt: the passphrase is wrong, or the link or secret was changed."
         : "Cannot decrypt: the link's key is wrong, or the secret was changed.");
   }
+}
+
+// ---- Files: the envelope's version 2 (docs/ENVELOPE.md, "Files") ----
+
+export const FILE_MAGIC = "crypt2f";
+/** Bytes of plaintext in every piece but the last. */
+export const CHUNK = 65536;
+export const FILE_NONCE_LEN = 16;
+/** The most bytes the name, type and note may take together. */
+export const MAX_META = 65536;
+const FILE_INFO = new TextEncoder().encode("crypt2f payload");
+
+function fileHeader(salt, fileNonce) {
+  const magic = new TextEncoder().encode(FILE_MAGIC);
+  const head = new Uint8Array(magic.length + 1 + (salt ? SALT_LEN : 0) + FILE_NONCE_LEN);
+  head.set(magic, 0);
+  head[magic.length] = salt ? 1 : 0;
+  if (salt) head.set(salt, magic.length + 1);
+  head.set(fileNonce, head.length - FILE_NONCE_LEN);
+  return head;
+}
+
+/** `u16 name ‖ name ‖ u16 type ‖ type ‖ u32 note ‖ note`, big-endian lengths, UTF-8. */
+function encodeMeta({ name = "", type = "", note = "" }) {
+  const enc = new TextEncoder();
+  const [n, t, m] = [enc.encode(name), enc.encode(type), enc.encode(note)];
+  if (n.length > 0xffff || t.length > 0xffff || 8 + n.length + t.length + m.length > MAX_META) {
+    throw new EnvelopeError("too-long", "The file's name, type and note are too long.");
+  }
+  const out = new Uint8Array(8 + n.length + t.length + m.length);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  view.setUint16(at, n.length); out.set(n, at + 2); at += 2 + n.length;
+  view.setUint16(at, t.length); out.set(t, at + 2); at += 2 + t.length;
+  view.setUint32(at, m.length); out.set(m, at + 4);
+  return out;
+}
+
+function decodeMeta(bytes) {
+  const bad = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dec = new TextDecoder("utf-8", { fatal: true });
+  let at = 0;
+  const take = (width) => {
+    if (at + width > bytes.length) throw bad();
+    const len = width === 2 ? view.getUint16(at) : view.getUint32(at);
+    if (at + width + len > bytes.length) throw bad();
+    const piece = bytes.subarray(at + width, at + width + len);
+    at += width + len;
+    try { return dec.decode(piece); } catch { throw bad(); }
+  };
+  const meta = { name: take(2), type: take(2), note: take(4) };
+  if (at !== bytes.length) throw bad();
+  return meta;
+}
+
+async function fileKey(ikm, fileNonce) {
+  const base = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: fileNonce, info: FILE_INFO }, base,
+    { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+}
+
+function pieceNonce(counter, last) {
+  const nonce = new Uint8Array(12);
+  new DataView(nonce.buffer).setBigUint64(3, BigInt(counter));
+  nonce[11] = last ? 1 : 0;
+  return nonce;
+}
+
+/** The sealed size of a file of `fileBytes` with `meta`: what counts against the service's limit. */
+export function sealedFileLength(fileBytes, meta, passphrase) {
+  const stream = 4 + encodeMeta(meta).length + fileBytes;
+  const pieces = Math.max(1, Math.ceil(stream / CHUNK));
+  return FILE_MAGIC.length + 1 + FILE_NONCE_LEN + (passphrase ? SALT_LEN : 0) + stream + pieces * TAG_LEN;
+}
+
+/**
+ * Seals a file (bytes) with its `meta` ({name, type, note}) under `key` and, if not null,
+ * `passphrase`: the header, then each 64 KiB piece. `fixed` ({salt, fileNonce}) is for test
+ * vectors only.
+ */
+export async function sealFile(file, meta, key, passphrase = null, fixed = null) {
+  const salt = passphrase === null ? null : (fixed ? fixed.salt : crypto.getRandomValues(new Uint8Array(SALT_LEN)));
+  const fileNonce = fixed ? fixed.fileNonce : crypto.getRandomValues(new Uint8Array(FILE_NONCE_LEN));
+  const header = fileHeader(salt, fileNonce);
+  const aes = await fileKey(await rawCipherKey(key, passphrase, salt), fileNonce);
+  const m = encodeMeta(meta);
+  const stream = new Uint8Array(4 + m.length + file.length);
+  new DataView(stream.buffer).setUint32(0, m.length);
+  stream.set(m, 4);
+  stream.set(file, 4 + m.length);
+  const pieces = Math.max(1, Math.ceil(stream.length / CHUNK));
+  const out = new Uint8Array(header.length + stream.length + pieces * TAG_LEN);
+  out.set(header, 0);
+  let at = header.length;
+  for (let i = 0; i < pieces; i++) {
+    const piece = stream.subarray(i * CHUNK, Math.min(stream.length, (i + 1) * CHUNK));
+    const sealed = new Uint8Array(await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: pieceNonce(i, i === pieces - 1), additionalData: header }, aes, piece));
+    out.set(sealed, at);
+    at += sealed.length;
+  }
+  return out;
+}
+
+/** True when `bytes` begin like a file envelope. */
+export function isFileEnvelope(bytes) {
+  const magic = new TextEncoder().encode(FILE_MAGIC);
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+/**
+ * Opens a file envelope: `{ meta, file }`, or throws at the first piece that does not
+ * authenticate (a wrong key or passphrase, a file cut short, reordered or altered): never part
+ * of a file.
+ */
+export async function openFile(bytes, key, passphrase = null) {
+  if (!isFileEnvelope(bytes) || bytes.length < FILE_MAGIC.length + 1) {
+    throw new EnvelopeError("not-an-envelope", "This is not an encrypted file.");
+  }
+  const mode = bytes[FILE_MAGIC.length];
+  if (mode > 1) throw new EnvelopeError("unknown-version", "This file was sealed in a mode this page does not know.");
+  const withPassphrase = mode === 1;
+  if (withPassphrase && passphrase === null) {
+    throw new EnvelopeError("passphrase-required", "This file needs its passphrase.");
+  }
+  if (!withPassphrase && passphrase !== null) {
+    throw new EnvelopeError("no-passphrase-expected", "This file was not sent with a passphrase.");
+  }
+  const headLen = FILE_MAGIC.length + 1 + (withPassphrase ? SALT_LEN : 0) + FILE_NONCE_LEN;
+  if (bytes.length < headLen) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.");
+  const header = bytes.subarray(0, headLen);
+  const salt = withPassphrase ? header.subarray(FILE_MAGIC.length + 1, FILE_MAGIC.length + 1 + SALT_LEN) : null;
+  const aes = await fileKey(await rawCipherKey(key, passphrase, salt), header.subarray(headLen - FILE_NONCE_LEN));
+  const pieces = [];
+  let at = headLen;
+  for (let i = 0; ; i++) {
+    const end = Math.min(bytes.length, at + CHUNK + TAG_LEN);
+    const last = end === bytes.length;
+    if (end - at <= TAG_LEN) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.");
+    try {
+      pieces.push(new Uint8Array(await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: pieceNonce(i, last), additionalData: header }, aes, bytes.subarray(at, end))));
+    } catch {
+      throw i === 0
+        ? new EnvelopeError("cannot-decrypt", "Cannot decrypt: the link's key or the passphrase is wrong, or the file was changed.")
+        : new EnvelopeError("damaged", "This file is damaged: a piece is missing, out of order or changed.");
+    }
+    at = end;
+    if (last) break;
+  }
+  const stream = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  pieces.reduce((offset, p) => (stream.set(p, offset), offset + p.length), 0);
+  const damaged = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.");
+  if (stream.length < 4) throw damaged();
+  const metaLen = new DataView(stream.buffer).getUint32(0);
+  if (metaLen > MAX_META || 4 + metaLen > stream.length) throw damaged();
+  return { meta: decodeMeta(stream.subarray(4, 4 + metaLen)), file: stream.slice(4 + metaLen) };
 }

@@ -69,3 +69,55 @@ test("the largest plaintext fits 102,400 bytes and one more does not", async () 
   const over = await env.seal(new Uint8Array(env.MAX_PLAINTEXT + 1), key, "p");
   assert.ok(over.length > 102400);
 });
+
+const { file_vectors: fileVectors } = JSON.parse(readFileSync(new URL("../../docs/envelope-vectors.json", import.meta.url)));
+const pattern = (n) => Uint8Array.from({ length: n }, (_, i) => (i * 7) % 251);
+const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const sha256 = async (b) => toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", b)));
+
+test("the documented file vectors seal and open exactly", async () => {
+  assert.ok(fileVectors.length >= 4);
+  for (const v of fileVectors) {
+    const key = env.decodeBase64url(v.key);
+    const file = v.file !== undefined ? bytes(v.file) : pattern(v.pattern_length);
+    const fixed = { salt: hex(v.salt_hex), fileNonce: hex(v.file_nonce_hex) };
+    const sealed = await env.sealFile(file, v.meta, key, v.passphrase, fixed);
+    assert.equal(sealed.length, v.envelope_length, v.name);
+    assert.equal(env.sealedFileLength(file.length, v.meta, v.passphrase !== null), v.envelope_length, v.name);
+    if (v.envelope_hex !== undefined) assert.equal(toHex(sealed), v.envelope_hex, v.name);
+    else assert.equal(await sha256(sealed), v.envelope_sha256, v.name);
+    const opened = await env.openFile(sealed, key, v.passphrase);
+    assert.deepEqual(opened.meta, v.meta, v.name);
+    assert.deepEqual(opened.file, file, v.name);
+  }
+});
+
+test("a file cut short, reordered, spliced or altered is refused", async () => {
+  const key = env.generateKey();
+  const meta = { name: "a.bin", type: "", note: "" };
+  const file = pattern(3 * env.CHUNK);
+  const sealed = await env.sealFile(file, meta, key);
+  const head = env.FILE_MAGIC.length + 1 + env.FILE_NONCE_LEN;
+  const piece = env.CHUNK + env.TAG_LEN;
+  const kind = async (b, p = null) => env.openFile(b, key, p).then(() => "opened", (e) => e.kind);
+  assert.equal(await kind(sealed.slice(0, head + 2 * piece)), "damaged", "cut at a piece boundary");
+  assert.equal(await kind(sealed.slice(0, sealed.length - 1)), "damaged", "cut inside a piece");
+  const swapped = sealed.slice();
+  swapped.set(sealed.subarray(head + 2 * piece, head + 3 * piece), head + piece);
+  swapped.set(sealed.subarray(head + piece, head + 2 * piece), head + 2 * piece);
+  assert.equal(await kind(swapped), "damaged", "two pieces swapped");
+  const other = await env.sealFile(file, meta, key);
+  const spliced = sealed.slice();
+  spliced.set(other.subarray(head + piece, head + 2 * piece), head + piece);
+  assert.equal(await kind(spliced), "damaged", "a piece of another file");
+  const flipped = sealed.slice();
+  flipped[flipped.length - 1] ^= 1;
+  assert.equal(await kind(flipped), "damaged");
+  assert.equal(await env.openFile(sealed, env.generateKey()).then(() => "opened", (e) => e.kind), "cannot-decrypt");
+  assert.equal(await kind(sealed, "p"), "no-passphrase-expected");
+  assert.equal(await kind(bytes("crypt1:abc")), "not-an-envelope");
+  const locked = await env.sealFile(bytes("x"), meta, key, "right");
+  assert.equal(await kind(locked), "passphrase-required");
+  assert.equal(await kind(locked, "wrong"), "cannot-decrypt");
+  assert.deepEqual((await env.openFile(locked, key, "right")).file, bytes("x"));
+});

@@ -13,6 +13,11 @@
 //! - **Text**: `crypt1:` + base64url(nonce ‖ ciphertext ‖ tag), or with a passphrase
 //!   `crypt1p:` + base64url(salt ‖ nonce ‖ ciphertext ‖ tag), unpadded.
 //!
+//! - **Files** ([`file`], version 2): binary, `crypt2f` ‖ mode ‖ salt ‖ file nonce, then 64 KiB
+//!   pieces under a key of the file's own (HKDF), each nonce a counter and a last-piece flag
+//!   (age's STREAM): the name, type and note are encrypted with the bytes, memory stays at one
+//!   piece, and a file cut short, reordered or spliced is refused.
+//!
 //! No cryptography is written here: RustCrypto's `aes-gcm`, `pbkdf2`, `hmac` and `sha2` do it.
 //! This crate depends on no HTTP or async code; the `crypt` command uses it, and so can anyone.
 
@@ -254,6 +259,9 @@ pub const fn max_plaintext(max_message_bytes: usize) -> usize {
         };
     bytes.saturating_sub(SALT_LEN + NONCE_LEN + TAG_LEN)
 }
+
+pub mod file;
+pub use file::{open_file, seal_file_with, FileMeta, FileOpener, FileSealer};
 
 #[cfg(test)]
 mod tests;

@@ -104,3 +104,48 @@ fn the_largest_plaintext_fits_the_message_limit_exactly() {
     }
     assert!(seal(&vec![b'a'; max + 1], &key, Some("p")).len() > 102_400);
 }
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn the_documented_file_vectors_seal_and_open_exactly() {
+    use sha2::Digest;
+    let doc = serde_json::from_str::<serde_json::Value>(VECTORS).unwrap();
+    let all = doc["file_vectors"].as_array().unwrap();
+    assert!(all.len() >= 4);
+    for v in all {
+        let key = Key::decode(v["key"].as_str().unwrap()).unwrap();
+        let passphrase = v["passphrase"].as_str();
+        let meta = crate::FileMeta {
+            name: v["meta"]["name"].as_str().unwrap().into(),
+            media_type: v["meta"]["type"].as_str().unwrap().into(),
+            note: v["meta"]["note"].as_str().unwrap().into(),
+        };
+        let file = match v["file"].as_str() {
+            Some(text) => text.as_bytes().to_vec(),
+            None => pattern(v["pattern_length"].as_u64().unwrap() as usize),
+        };
+        let salt: [u8; 16] = unhex(v["salt_hex"].as_str().unwrap()).try_into().unwrap();
+        let nonce: [u8; 16] = unhex(v["file_nonce_hex"].as_str().unwrap()).try_into().unwrap();
+        let sealed = crate::seal_file_with(&file, &meta, &key, passphrase, salt, nonce).unwrap();
+        assert_eq!(sealed.len() as u64, v["envelope_length"].as_u64().unwrap(), "{}", v["name"]);
+        match v["envelope_hex"].as_str() {
+            Some(h) => assert_eq!(sealed, unhex(h), "{}", v["name"]),
+            None => assert_eq!(
+                sha2::Sha256::digest(&sealed).iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                v["envelope_sha256"].as_str().unwrap(),
+                "{}",
+                v["name"]
+            ),
+        }
+        let (got_meta, got) = crate::open_file(&sealed, &key, passphrase).unwrap();
+        assert_eq!(got_meta, meta);
+        assert!(got == file, "{}", v["name"]);
+    }
+}
