@@ -212,9 +212,11 @@ function pieceNonce(counter, last) {
 
 /** The sealed size of a file of `fileBytes` with `meta`: what counts against the service's limit. */
 export function sealedFileLength(fileBytes, meta, passphrase) {
+  // A passphrase (any string, even empty) or `true`: the header holds a salt.
+  const salted = typeof passphrase === "string" || passphrase === true;
   const stream = 4 + encodeMeta(meta).length + fileBytes;
   const pieces = Math.max(1, Math.ceil(stream / CHUNK));
-  return FILE_MAGIC.length + 1 + FILE_NONCE_LEN + (passphrase ? SALT_LEN : 0) + stream + pieces * TAG_LEN;
+  return FILE_MAGIC.length + 1 + FILE_NONCE_LEN + (salted ? SALT_LEN : 0) + stream + pieces * TAG_LEN;
 }
 
 /**

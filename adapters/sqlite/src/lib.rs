@@ -40,8 +40,10 @@ use writer::{Answer, Op, Request, Writer};
 pub struct SqliteConfig {
     /// `CRYPT_SQLITE_PATH`: the database file (created when absent; its folder must exist).
     pub path: PathBuf,
-    /// `CRYPT_SQLITE_MAX_BYTES`: the most the database file may hold; beyond it a create is
-    /// refused ([`StoreError::Full`], 507), as on a full disk. `None`: as much as the disk.
+    /// `CRYPT_SQLITE_MAX_BYTES`: the most the database's pages in use may hold; beyond it a
+    /// create is refused ([`StoreError::Full`], 507), as on a full disk, while reads and deletes
+    /// go on (SQLite's own cap, `max_page_count`, sits an eighth higher, at least 1 MiB, for
+    /// them). `None`: as much as the disk.
     pub max_bytes: Option<u64>,
 }
 
@@ -104,6 +106,7 @@ impl SqliteStore {
             observer,
             next_expiry: next.map(|at| at.max(0) as u64),
             dirty_since: None,
+            budget: config.max_bytes,
         };
         // Whatever a crash left in the WAL (burned messages' old pages among it) goes now.
         writer.checkpoint();
@@ -136,6 +139,19 @@ impl SqliteStore {
         }
     }
 
+    /// Checkpoints the WAL into the database file and truncates it now, after every operation
+    /// sent before: what was burned leaves the WAL before a graceful stop, rather than within
+    /// [`ERASE_WITHIN`] (which a stopping process might not live to see).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the writer has stopped.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match self.ask(Request::Checkpoint).await? {
+            Answer::Checkpoint => Ok(()),
+            _ => Err(mismatch()),
+        }
+    }
+
     async fn ask(&self, request: Request) -> Result<Answer, StoreError> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Unavailable("the SQLite writer has stopped".into());
@@ -154,6 +170,7 @@ impl MessageStore for SqliteStore {
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, _ttl: Ttl) -> Result<Inserted, StoreError> {
         match self.ask(Request::Insert { id: id.clone(), record: Record::new(message) }).await? {
             Answer::Insert(inserted) => Ok(inserted),
+            Answer::Full => Err(StoreError::Full),
             _ => Err(mismatch()),
         }
     }

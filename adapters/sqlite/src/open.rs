@@ -68,7 +68,14 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
 }
 
 fn lock(path: &Path) -> Result<ProcessLock, OpenError> {
-    let at = lock_path(path);
+    // By the file's real path, so that a symlink or another spelling of it finds the same lock.
+    let real = match (path.parent().filter(|p| !p.as_os_str().is_empty()), path.file_name()) {
+        (Some(folder), Some(name)) => folder.canonicalize().map(|f| f.join(name)).unwrap_or_else(|_| path.to_owned()),
+        (None, Some(name)) => std::env::current_dir().map(|d| d.join(name)).unwrap_or_else(|_| path.to_owned()),
+        _ => path.to_owned(),
+    };
+    let real = std::fs::canonicalize(&real).unwrap_or(real);
+    let at = lock_path(&real);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -139,19 +146,18 @@ pub(crate) fn open(path: &Path, max_bytes: Option<u64>) -> Result<(Connection, P
     // Checked again under the lock: another process may have been creating it.
     check_file(path)?;
     let fail = |what: &str, e: rusqlite::Error| OpenError::new(path, describe(what, &e));
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| fail("cannot be opened", e))?;
-    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-        return Err(OpenError::new(path, "is read-only; crypt must write to its database (a burn is a write)"));
-    }
-    let (app, version, tables): (i32, i32, i64) = conn
-        .query_row(
-            "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), \
-             (SELECT count(*) FROM sqlite_schema)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(|e| fail("cannot be read", e))?;
+    // Whose database it is, asked on a read-only connection: a read-write one could write to
+    // a file that turns out not to be crypt's (roll back its journal, checkpoint its WAL).
+    let identity = "SELECT (SELECT application_id FROM pragma_application_id), \
+                    (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema)";
+    let existing = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    let (app, version, tables): (i32, i32, i64) = if existing {
+        let ro = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| fail("cannot be opened", e))?;
+        ro.query_row(identity, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(|e| fail("cannot be read", e))?
+    } else {
+        (0, 0, 0)
+    };
     let fresh = app == 0 && version == 0 && tables == 0;
     if !fresh && app != APPLICATION_ID {
         return Err(OpenError::new(
@@ -167,6 +173,11 @@ pub(crate) fn open(path: &Path, max_bytes: Option<u64>) -> Result<(Connection, P
                  run that version, or restore a backup"
             ),
         ));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| fail("cannot be opened", e))?;
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return Err(OpenError::new(path, "is read-only; crypt must write to its database (a burn is a write)"));
     }
     // WAL: a commit appends to the log and syncs it once; readers (a backup) never block the
     // writer. FULL: the log is synced at every commit, so an answered write survives a power
@@ -186,7 +197,10 @@ pub(crate) fn open(path: &Path, max_bytes: Option<u64>) -> Result<(Connection, P
     }
     if let Some(bytes) = max_bytes {
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail("page_size", e))?;
-        let pages = (bytes / page.max(512) as u64).max(16);
+        // Room above the budget that only creates respect: a spent view that is not the last
+        // rewrites its row 8 bytes longer, and must not fail for it.
+        let hard = bytes.saturating_add((bytes / 8).max(1 << 20));
+        let pages = (hard / page.max(512) as u64).max(16);
         conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .map_err(|e| fail("max_page_count", e))?;
     }

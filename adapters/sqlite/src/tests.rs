@@ -187,6 +187,9 @@ async fn a_full_database_refuses_creates_and_keeps_what_it_has() {
     let dir = TempDir::new();
     let store = SqliteStore::open(&SqliteConfig { path: dir.db(), max_bytes: Some(256 * 1024) }, wall(), None).unwrap();
     let text = "x".repeat(20_000);
+    // A message of three views, stored first: its views must still be spent once the rest is full.
+    let views = StoredMessage { views: 3, ..msg("for three", far()) };
+    store.insert_new(&id("three"), &views, ttl()).await.unwrap();
     let mut stored = Vec::new();
     let mut full = false;
     for n in 0..100 {
@@ -203,6 +206,10 @@ async fn a_full_database_refuses_creates_and_keeps_what_it_has() {
     assert!(full, "256 KiB cannot hold 100 messages of 20 KB");
     assert!(!stored.is_empty());
     store.ping().await.expect("a full database is still ready");
+    for left in [2, 1, 0] {
+        let read = store.spend_view(&id("three"), wall_clock_now()).await.expect("a full database still serves views");
+        assert_eq!(read.unwrap().views_left, left);
+    }
     for key in &stored {
         let read = store.spend_view(key, wall_clock_now()).await.unwrap().expect("nothing stored is lost");
         assert_eq!(read.message.as_str(), text);
@@ -368,4 +375,27 @@ async fn a_damaged_row_reads_as_absent_and_harms_nothing_else() {
     assert_eq!(store.insert_new(&id("bad11"), &msg("x", far()), ttl()).await, Ok(Inserted::Taken), "still taken");
     store.ping().await.expect("still ready");
     assert_eq!(store.spend_view(&id("good1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(), "good");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_second_open_through_a_symlink_is_refused_too() {
+    let dir = TempDir::new();
+    let first = SqliteStore::open(&config(&dir.db()), wall(), None).unwrap();
+    let alias = dir.0.join("alias.db");
+    std::os::unix::fs::symlink(dir.db(), &alias).unwrap();
+    let second = SqliteStore::open(&config(&alias), wall(), None).unwrap_err();
+    assert!(second.to_string().contains("in use by another crypt-server process"), "{second}");
+    first.close();
+}
+
+#[tokio::test]
+async fn flush_erases_at_once() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(&config(&dir.db()), wall(), None).unwrap();
+    let text = "flush-canary-77e1a09c3b5d";
+    store.insert_new(&id("flush"), &msg(text, far()), ttl()).await.unwrap();
+    store.spend_view(&id("flush"), wall_clock_now()).await.unwrap().unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(files_holding(&dir.0, text), Vec::<String>::new(), "erased before the 1 s deadline");
 }

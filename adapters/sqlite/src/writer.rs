@@ -25,13 +25,34 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// content in the pages that the checkpoint writes back.)
 pub const ERASE_WITHIN: Duration = Duration::from_secs(1);
 
+/// When the checkpoint is started: early enough that it is done within [`ERASE_WITHIN`].
+const CHECKPOINT_AFTER: Duration = Duration::from_millis(800);
+
+/// How soon a checkpoint that a reader held back is tried again.
+const CHECKPOINT_RETRY: Duration = Duration::from_millis(100);
+
 /// What a caller asks.
 pub(crate) enum Request {
-    Insert { id: MessageId, record: Record },
-    Spend { id: MessageId, now: UnixMillis },
-    Record { id: MessageId, now: UnixMillis },
-    Delete { id: MessageId, digest: ReceiptDigest, now: UnixMillis },
+    Insert {
+        id: MessageId,
+        record: Record,
+    },
+    Spend {
+        id: MessageId,
+        now: UnixMillis,
+    },
+    Record {
+        id: MessageId,
+        now: UnixMillis,
+    },
+    Delete {
+        id: MessageId,
+        digest: ReceiptDigest,
+        now: UnixMillis,
+    },
     Ping,
+    /// Checkpoint and truncate the WAL now (a graceful stop), then answer.
+    Checkpoint,
 }
 
 /// What the writer answers, one variant per request.
@@ -41,6 +62,9 @@ pub(crate) enum Answer {
     Record(Option<Record>),
     Delete(Option<DeleteOutcome>),
     Ping,
+    Checkpoint,
+    /// A create refused: the database holds `CRYPT_SQLITE_MAX_BYTES` already.
+    Full,
 }
 
 pub(crate) struct Op {
@@ -57,6 +81,9 @@ pub(crate) struct Writer {
     pub(crate) next_expiry: Option<UnixMillis>,
     /// When the first write since the last truncating checkpoint was committed.
     pub(crate) dirty_since: Option<Instant>,
+    /// `CRYPT_SQLITE_MAX_BYTES`: beyond it creates are refused (reads and deletes, which need
+    /// little room, go on: SQLite's own hard cap sits above it).
+    pub(crate) budget: Option<u64>,
 }
 
 fn unavailable(e: &rusqlite::Error) -> StoreError {
@@ -87,9 +114,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if !self.run_batch(&mut batch) {
+            if !self.run_batch(&mut batch) && !self.shared.healthy.load(Ordering::Relaxed) {
                 // A database that fails every write (an I/O error) is not retried in a spin:
-                // the expiry that is due would otherwise be tried again at once, forever.
+                // the expiry that is due would otherwise be tried again at once, forever. (A
+                // full one is not held up: reads and deletes still work there.)
                 std::thread::sleep(Duration::from_millis(50));
             }
             self.maybe_checkpoint();
@@ -102,7 +130,7 @@ impl Writer {
     fn wait(&self) -> Option<Duration> {
         let now = self.clock.now();
         let expiry = self.next_expiry.map(|at| Duration::from_millis(at.saturating_sub(now)));
-        let erase = self.dirty_since.map(|at| ERASE_WITHIN.saturating_sub(at.elapsed()));
+        let erase = self.dirty_since.map(|at| CHECKPOINT_AFTER.saturating_sub(at.elapsed()));
         match (expiry, erase) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -120,6 +148,9 @@ impl Writer {
         }
         match self.transaction(batch, now) {
             Ok(answers) => {
+                if batch.iter().any(|op| matches!(op.request, Request::Checkpoint)) {
+                    self.checkpoint();
+                }
                 for (op, answer) in batch.drain(..).zip(answers) {
                     let _ = op.reply.send(Ok(answer));
                 }
@@ -135,6 +166,9 @@ impl Writer {
                 any
             }
             Err(e) => {
+                // What the failed transaction computed of the next expiry is not to be trusted:
+                // look again at once.
+                self.next_expiry = Some(now);
                 if !matches!(e.sqlite_error_code(), Some(ErrorCode::DiskFull)) {
                     self.shared.healthy.store(false, Ordering::Relaxed);
                     tracing::error!(error = %e, "SQLite write failed");
@@ -165,22 +199,24 @@ impl Writer {
         // the store is ready again only once a write commits.
         let probe = !self.shared.healthy.load(Ordering::Relaxed);
         for op in batch {
-            let (answer, changed) = apply(&tx, &op.request, now, probe)?;
+            let (answer, changed) = apply(&tx, &op.request, now, probe, self.budget)?;
             wrote |= changed;
             answers.push(answer);
+        }
+        // The next expiry, read inside the transaction: once the commit succeeds, nothing
+        // after it may fail the batch (its operations would be run again, and a burned message
+        // read twice).
+        if due || wrote {
+            self.next_expiry = tx
+                .prepare_cached("SELECT min(expires_at) FROM messages")?
+                .query_row([], |r| r.get::<_, Option<i64>>(0))?
+                .map(|at| at.max(0) as u64);
         }
         let started = Instant::now();
         tx.commit()?;
         let nanos = started.elapsed().as_nanos() as u64;
         if wrote {
             self.dirty_since.get_or_insert_with(Instant::now);
-        }
-        if due || wrote {
-            self.next_expiry = self
-                .conn
-                .prepare_cached("SELECT min(expires_at) FROM messages")?
-                .query_row([], |r| r.get::<_, Option<i64>>(0))?
-                .map(|at| at.max(0) as u64);
         }
         if wrote {
             self.shared.healthy.store(true, Ordering::Relaxed);
@@ -196,11 +232,17 @@ impl Writer {
         Ok(answers)
     }
 
-    /// Checkpoints when a write has waited [`ERASE_WITHIN`] for it.
+    /// Checkpoints when a write has waited [`CHECKPOINT_AFTER`] for it.
     fn maybe_checkpoint(&mut self) {
-        if self.dirty_since.is_some_and(|at| at.elapsed() >= ERASE_WITHIN) {
+        if self.dirty_since.is_some_and(|at| at.elapsed() >= CHECKPOINT_AFTER) {
             self.checkpoint();
         }
+    }
+
+    /// Due again in [`CHECKPOINT_RETRY`].
+    fn retry_checkpoint(&mut self) {
+        self.dirty_since =
+            Some(Instant::now().checked_sub(CHECKPOINT_AFTER - CHECKPOINT_RETRY).unwrap_or_else(Instant::now));
     }
 
     /// Copies the WAL into the database file and truncates it to nothing (`TRUNCATE`). A reader
@@ -212,11 +254,11 @@ impl Writer {
             Ok(0) => self.dirty_since = None,
             Ok(_) => {
                 tracing::debug!("WAL checkpoint held back by a reader; trying again");
-                self.dirty_since = Some(Instant::now());
+                self.retry_checkpoint();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
-                self.dirty_since = Some(Instant::now());
+                self.retry_checkpoint();
             }
         }
     }
@@ -255,15 +297,34 @@ fn remove(tx: &Connection, id: &MessageId) -> rusqlite::Result<()> {
 }
 
 /// One operation inside the batch's transaction: the answer, and whether it wrote.
-fn apply(tx: &Connection, request: &Request, now: UnixMillis, probe: bool) -> rusqlite::Result<(Answer, bool)> {
+/// Bytes the database's pages in use hold (the file's pages less its free list), this
+/// transaction's included.
+fn used_bytes(tx: &Connection) -> rusqlite::Result<u64> {
+    tx.prepare_cached(
+        "SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count), \
+         (SELECT page_size FROM pragma_page_size)",
+    )?
+    .query_row([], |r| Ok((r.get::<_, i64>(0)?.max(0) as u64) * r.get::<_, i64>(1)?.max(0) as u64))
+}
+
+fn apply(
+    tx: &Connection,
+    request: &Request,
+    now: UnixMillis,
+    probe: bool,
+    budget: Option<u64>,
+) -> rusqlite::Result<(Answer, bool)> {
     Ok(match request {
         Request::Insert { id, record } => {
             let held: Option<i64> = tx
                 .prepare_cached("SELECT expires_at FROM messages WHERE id = ?1")?
                 .query_row([id.as_str()], |r| r.get(0))
                 .optional()?;
+            let encoded = record.encode();
             if held.is_some_and(|at| at.max(0) as u64 > now) {
                 (Answer::Insert(Inserted::Taken), false)
+            } else if budget.is_some_and(|max| used_bytes(tx).is_ok_and(|used| used + encoded.len() as u64 > max)) {
+                (Answer::Full, false)
             } else {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO messages (id, expires_at, held, record) VALUES (?1, ?2, 1, ?3)",
@@ -271,7 +332,7 @@ fn apply(tx: &Connection, request: &Request, now: UnixMillis, probe: bool) -> ru
                 .execute(params![
                     id.as_str(),
                     record.expires_at.min(i64::MAX as u64) as i64,
-                    record.encode()
+                    encoded
                 ])?;
                 (Answer::Insert(Inserted::Stored), true)
             }
@@ -316,5 +377,6 @@ fn apply(tx: &Connection, request: &Request, now: UnixMillis, probe: bool) -> ru
             tx.prepare_cached("SELECT count(*) FROM sqlite_schema")?.query_row([], |r| r.get::<_, i64>(0))?;
             (Answer::Ping, false)
         }
+        Request::Checkpoint => (Answer::Checkpoint, false),
     })
 }

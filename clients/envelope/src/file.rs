@@ -119,6 +119,8 @@ pub struct FileSealer<W: Write> {
     aad: Vec<u8>,
     counter: u64,
     pending: Zeroizing<Vec<u8>>,
+    /// Set when a write failed: the output is then incomplete, and every later call fails.
+    failed: bool,
 }
 
 impl<W: Write> std::fmt::Debug for FileSealer<W> {
@@ -154,13 +156,24 @@ impl<W: Write> FileSealer<W> {
         let ikm = cipher_key(key, passphrase.map(|p| (p, &salt[..])));
         let cipher = Aes256Gcm::new_from_slice(&*file_key(&ikm, &file_nonce)).expect("a 32-byte key");
         out.write_all(&aad)?;
-        let mut sealer = Self { out, cipher, aad, counter: 0, pending: Zeroizing::new(Vec::with_capacity(CHUNK + 1)) };
+        let mut sealer = Self {
+            out,
+            cipher,
+            aad,
+            counter: 0,
+            pending: Zeroizing::new(Vec::with_capacity(CHUNK + 1)),
+            failed: false,
+        };
         sealer.write_all(&(meta.len() as u32).to_be_bytes())?;
         sealer.write_all(&meta)?;
         Ok(sealer)
     }
 
     fn seal_piece(&mut self, last: bool) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("an earlier write failed: the sealed file is incomplete"));
+        }
+        self.failed = true;
         let take = self.pending.len().min(CHUNK);
         let sealed = self
             .cipher
@@ -171,7 +184,9 @@ impl<W: Write> FileSealer<W> {
             .map_err(|_| io::Error::other("AES-GCM failed"))?;
         self.pending.drain(..take);
         self.counter += 1;
-        self.out.write_all(&sealed)
+        self.out.write_all(&sealed)?;
+        self.failed = false;
+        Ok(())
     }
 
     /// Seals the last piece and gives back the writer.
@@ -187,6 +202,9 @@ impl<W: Write> FileSealer<W> {
 
 impl<W: Write> Write for FileSealer<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other("an earlier write failed: the sealed file is incomplete"));
+        }
         // A piece is sealed only once more follows it: the last piece is sealed at `finish`,
         // whatever its size.
         let room = CHUNK + 1 - self.pending.len();

@@ -141,6 +141,8 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
 
     type Ports = (Arc<dyn MessageStore>, Arc<dyn RateLimiter>, Option<Arc<dyn CountingStore>>, Option<JoinHandle<()>>);
+    // The SQLite store, to checkpoint once the last request is answered on a graceful stop.
+    let mut sqlite_store: Option<Arc<crypt_sqlite::SqliteStore>> = None;
     let (store, limiter, counting, sweeper): Ports = match &settings.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new(settings.memory_capacity_bytes, clock.clone()));
@@ -182,7 +184,9 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
             let limiter = Arc::new(MemoryLimiter::default());
             let sweeper =
                 spawn_sweeper(None, limiter.clone(), clock.clone(), settings.api.policy.rate_limit(), metrics.clone());
-            (Arc::new(sqlite), limiter, None, Some(sweeper))
+            let sqlite = Arc::new(sqlite);
+            sqlite_store = Some(sqlite.clone());
+            (sqlite, limiter, None, Some(sweeper))
         }
     };
 
@@ -217,7 +221,7 @@ pub async fn spawn(settings: Config) -> Result<Running, StartError> {
         None => api = api.with_metrics(rendered),
     }
     tracing::info!(%addr, store = store_kind, "crypt listening on http://{addr}");
-    Ok(serve_api(listener, api, metrics, settings, tasks))
+    Ok(serve_api(listener, api, metrics, settings, tasks, sqlite_store))
 }
 
 /// The metrics listener: `GET /metrics` and nothing else, one request at a time per connection.
@@ -247,6 +251,7 @@ fn serve_api(
     metrics: Arc<Metrics>,
     settings: Config,
     tasks: Vec<JoinHandle<()>>,
+    sqlite: Option<Arc<crypt_sqlite::SqliteStore>>,
 ) -> Running {
     let addr = listener.local_addr().unwrap_or(settings.listen);
     let (max_connections, lowered_by) = admission::fit_to_descriptors(settings.max_connections);
@@ -278,6 +283,14 @@ fn serve_api(
         accept_loop(listener, app, admission, &settings, stopped).await;
         for task in tasks {
             task.abort();
+        }
+        if let Some(sqlite) = sqlite {
+            // Every answer is given: erase what the last second burned from the WAL now.
+            match tokio::time::timeout(Duration::from_secs(5), sqlite.flush()).await {
+                Ok(Ok(())) => tracing::debug!("SQLite WAL checkpointed for the stop"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "SQLite checkpoint at stop failed"),
+                Err(_) => tracing::warn!("SQLite checkpoint at stop took over 5 s; left to the next start"),
+            }
         }
     });
     Running { addr, stop: Some(stop), task }
@@ -534,7 +547,7 @@ mod tests {
         );
         let listener = TcpListener::bind(config.listen).await.unwrap();
         let api = Api::new(vault, config.api.cors.clone());
-        let running = serve_api(listener, api, Arc::new(Metrics::new()), config, Vec::new());
+        let running = serve_api(listener, api, Arc::new(Metrics::new()), config, Vec::new(), None);
         let addr = running.addr();
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         let body = r#"{"message":"x"}"#;

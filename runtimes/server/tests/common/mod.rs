@@ -93,6 +93,12 @@ impl Crypt {
         let _ = self.child.wait();
     }
 
+    /// Stops the process with SIGTERM, as an orchestrator would, and waits for its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
     /// Every log line so far, joined.
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
