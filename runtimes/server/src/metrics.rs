@@ -78,85 +78,82 @@ const BOUNDS: [f64; 13] = {
     bounds
 };
 
-/// A latency histogram that observes without a lock: a counter per bucket and a sum in
-/// nanoseconds, each one atomic addition.
+/// Upper bounds of the SQLite commit batch buckets: 1, 2, 4, ... 512 operations (the
+/// writer's most, `crypt_sqlite`'s batch cap), then `+Inf`.
+const BATCH_BOUNDS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// What a [`LockFree`] histogram counts: its buckets' upper bounds, in the unit it exports, and
+/// what one unit observed is in that unit.
+pub(crate) trait Scale: Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The buckets' upper bounds, ascending; `+Inf` follows. At most [`CELLS`]` - 1`.
+    const BOUNDS: &'static [f64];
+    /// The exported value of one observed unit.
+    const UNIT: f64;
+}
+
+/// Durations observed in nanoseconds, exported in seconds ([`BOUNDS`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seconds;
+impl Scale for Seconds {
+    const BOUNDS: &'static [f64] = &BOUNDS;
+    const UNIT: f64 = 1e-9;
+}
+
+/// Counts of operations ([`BATCH_BOUNDS`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Operations;
+impl Scale for Operations {
+    const BOUNDS: &'static [f64] = &BATCH_BOUNDS;
+    const UNIT: f64 = 1.0;
+}
+
+/// Cells of the largest scale's buckets and `+Inf`.
+const CELLS: usize = BOUNDS.len() + 1;
+
+/// A histogram that observes without a lock: a counter per bucket and a sum in observed units,
+/// each one atomic addition.
 ///
 /// `prometheus_client`'s `Histogram` takes a mutex per observation, and every request of a
 /// route observes the same histogram (up to three per request): on a busy server the
 /// threads queued on it. A scrape reads the counters one by one, so it may see an observation
 /// in a bucket before it is in the sum: Prometheus allows for that (rates smooth it over).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Latency(Arc<LatencyCells>);
+pub(crate) struct LockFree<S: Scale>(Arc<Cells>, std::marker::PhantomData<S>);
+
+/// Request and store latencies.
+pub(crate) type Latency = LockFree<Seconds>;
 
 #[derive(Debug, Default)]
-struct LatencyCells {
-    /// Observations per bucket (not cumulative); the last is `+Inf`'s own.
-    buckets: [AtomicU64; BOUNDS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Latency {
-    pub(crate) fn observe_nanos(&self, nanos: u64) {
-        let seconds = nanos as f64 * 1e-9;
-        let bucket = BOUNDS.iter().position(|&le| seconds <= le).unwrap_or(BOUNDS.len());
-        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-}
-
-impl TypedMetric for Latency {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for Latency {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        // Each bucket's own count: the encoder makes them cumulative.
-        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().enumerate())
-            .map(|(i, cell)| (BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cell.load(Ordering::Relaxed)))
-            .collect();
-        let count = buckets.iter().map(|&(_, n)| n).sum();
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        Self::TYPE
-    }
-}
-
-/// Upper bounds of the SQLite commit batch buckets: 1, 2, 4, ... 512 operations (the
-/// writer's most, `crypt_sqlite`'s batch cap), then `+Inf`.
-const BATCH_BOUNDS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
-
-/// How many operations each SQLite commit held, without a lock, as [`Latency`].
-#[derive(Clone, Debug, Default)]
-pub(crate) struct BatchSizes(Arc<BatchCells>);
-
-#[derive(Debug, Default)]
-struct BatchCells {
-    buckets: [AtomicU64; BATCH_BOUNDS.len() + 1],
+struct Cells {
+    /// Observations per bucket (not cumulative); the one after the scale's last bound is
+    /// `+Inf`'s own.
+    buckets: [AtomicU64; CELLS],
     sum: AtomicU64,
 }
 
-impl BatchSizes {
-    pub(crate) fn observe(&self, ops: usize) {
-        let bucket = BATCH_BOUNDS.iter().position(|&le| ops as f64 <= le).unwrap_or(BATCH_BOUNDS.len());
+impl<S: Scale> LockFree<S> {
+    /// One observation of `units` (nanoseconds for [`Latency`]).
+    pub(crate) fn observe(&self, units: u64) {
+        let value = units as f64 * S::UNIT;
+        let bucket = S::BOUNDS.iter().position(|&le| value <= le).unwrap_or(S::BOUNDS.len());
         self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.0.sum.fetch_add(ops as u64, Ordering::Relaxed);
+        self.0.sum.fetch_add(units, Ordering::Relaxed);
     }
 }
 
-impl TypedMetric for BatchSizes {
+impl<S: Scale> TypedMetric for LockFree<S> {
     const TYPE: MetricType = MetricType::Histogram;
 }
 
-impl EncodeMetric for BatchSizes {
+impl<S: Scale> EncodeMetric for LockFree<S> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().enumerate())
-            .map(|(i, cell)| (BATCH_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cell.load(Ordering::Relaxed)))
+        // Each bucket's own count: the encoder makes them cumulative.
+        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().take(S::BOUNDS.len() + 1).enumerate())
+            .map(|(i, cell)| (S::BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cell.load(Ordering::Relaxed)))
             .collect();
         let count = buckets.iter().map(|&(_, n)| n).sum();
-        encoder.encode_histogram::<NoLabelSet>(self.0.sum.load(Ordering::Relaxed) as f64, count, &buckets, None)
+        let sum = self.0.sum.load(Ordering::Relaxed) as f64 * S::UNIT;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -183,7 +180,7 @@ pub(crate) struct Metrics {
     connections: Gauge,
     connections_max: Gauge,
     connections_refused: Counter,
-    sqlite_batches: BatchSizes,
+    sqlite_batches: LockFree<Operations>,
     sqlite_commits: Latency,
     /// `store_ops` entries by store (memory, then the rest) and [`OPS`] index, once resolved.
     ops_resolved: [[std::sync::OnceLock<Latency>; OPS.len()]; 2],
@@ -242,7 +239,7 @@ impl Metrics {
             connections: Gauge::default(),
             connections_max: Gauge::default(),
             connections_refused: Counter::default(),
-            sqlite_batches: BatchSizes::default(),
+            sqlite_batches: LockFree::default(),
             sqlite_commits: Latency::default(),
             ops_resolved: Default::default(),
             requests_resolved: Default::default(),
@@ -321,7 +318,7 @@ impl Metrics {
         let elapsed = started.nanos();
         let Some(r) = ROUTES.iter().position(|&known| known == route) else {
             self.requests.get_or_create(&RequestLabels { route, status }).inc();
-            self.durations.get_or_create(&RouteLabel { route }).observe_nanos(elapsed);
+            self.durations.get_or_create(&RouteLabel { route }).observe(elapsed);
             return;
         };
         match STATUSES.iter().position(|&known| known == status) {
@@ -332,7 +329,7 @@ impl Metrics {
         };
         self.durations_resolved[r]
             .get_or_init(|| self.durations.get_or_create(&RouteLabel { route }).clone())
-            .observe_nanos(elapsed);
+            .observe(elapsed);
     }
 
     /// What the memory store holds, and how many expired messages a sweep dropped.
@@ -375,8 +372,8 @@ impl Metrics {
         match o {
             Some(o) => self.ops_resolved[s][o]
                 .get_or_init(|| self.store_ops.get_or_create(&OpLabels { store, op }).clone())
-                .observe_nanos(elapsed),
-            None => self.store_ops.get_or_create(&OpLabels { store, op }).observe_nanos(elapsed),
+                .observe(elapsed),
+            None => self.store_ops.get_or_create(&OpLabels { store, op }).observe(elapsed),
         }
     }
 
@@ -392,8 +389,8 @@ impl Metrics {
 /// The SQLite store's writer reports its commits and expiries here.
 impl crypt_sqlite::CommitObserver for Metrics {
     fn committed(&self, batch: usize, nanos: u64) {
-        self.sqlite_batches.observe(batch);
-        self.sqlite_commits.observe_nanos(nanos);
+        self.sqlite_batches.observe(batch as u64);
+        self.sqlite_commits.observe(nanos);
     }
 
     fn expired(&self, unread: usize) {
@@ -639,13 +636,36 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_histogram_counts_operations_in_its_own_buckets() {
+        let batches = LockFree::<Operations>::default();
+        for ops in [1u64, 3, 3, 512, 600] {
+            batches.observe(ops);
+        }
+        let mut registry = Registry::default();
+        registry.register("batch", "help", batches);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "batch_sum 1119.0",
+            "batch_count 5",
+            "batch_bucket{le=\"1.0\"} 1",
+            "batch_bucket{le=\"4.0\"} 3",
+            "batch_bucket{le=\"512.0\"} 4",
+            "batch_bucket{le=\"+Inf\"} 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        assert!(!text.contains("le=\"1024"), "no bucket past the scale's own: {text}");
+    }
+
+    #[test]
     fn the_lock_free_histogram_renders_as_prometheus_clients_own() {
         use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
         let ours = Latency::default();
         let theirs = Histogram::new(exponential_buckets(0.000_05, 2.5, 13));
         // Whole microseconds, so that both sums are exact in binary and compare as text.
         for micros in [1u64, 50, 51, 400, 2_000, 2_000, 900_000, 5_000_000] {
-            ours.observe_nanos(micros * 1_000);
+            ours.observe(micros * 1_000);
             theirs.observe(micros as f64 * 1e-6);
         }
         let render = |metric: Box<dyn Fn(&mut Registry)>| {
