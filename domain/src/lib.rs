@@ -27,8 +27,9 @@ mod vault;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use bytes::Bytes;
 pub use ids::{is_reserved, IdAlphabet, RESERVED_NAMES};
-pub use message::{DecodeError, Message, MessageError, MessageId, StoredMessage, Ttl, TtlError};
+pub use message::{Content, DecodeError, Message, MessageError, MessageId, StoredMessage, Ttl, TtlError};
 pub use policy::{Limits, Policy, PolicyError, RateLimit};
 pub use ports::{
     Clock, Counted, CountingStore, IdSource, Inserted, MaybeSendSync, MessageStore, RateDecision, RateLimiter,

@@ -1,19 +1,69 @@
 //! Values that can only be built valid.
 
 use crate::{Policy, UnixMillis};
+use bytes::Bytes;
 use std::fmt;
 
-/// The text of a secret: never empty, never only whitespace, never over the policy's size.
+/// What a sender gives, before it is checked: a text (a JSON create, SPEC Part 1) or a file's
+/// bytes (an `application/octet-stream` create, Part 2 item 11). Its `Debug` output shows only
+/// the kind and the size.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Content {
+    /// UTF-8 text, kept exactly as sent.
+    Text(String),
+    /// Bytes of any kind: the project's clients send an encrypted file envelope here. Held as
+    /// [`Bytes`] so a runtime's body, a store's copy and a read's answer can share one buffer.
+    File(Bytes),
+}
+
+impl From<String> for Content {
+    fn from(text: String) -> Self {
+        Content::Text(text)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(text: &str) -> Self {
+        Content::Text(text.to_owned())
+    }
+}
+
+impl Content {
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Content::Text(text) => text.len(),
+            Content::File(bytes) => bytes.len(),
+        }
+    }
+
+    /// True when there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Content::Text(text) => write!(f, "Text({} bytes)", text.len()),
+            Content::File(bytes) => write!(f, "File({} bytes)", bytes.len()),
+        }
+    }
+}
+
+/// A secret, valid: a text that is never empty, never only whitespace and never over the
+/// policy's size; or a file that is never empty and never over the policy's file size.
 ///
 /// It is kept exactly as sent: no trimming, no normalisation. Its `Debug` output never shows the
-/// text, so a stray `{:?}` in a log line cannot leak a secret.
+/// content, so a stray `{:?}` in a log line cannot leak a secret.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Message(String);
+pub struct Message(Content);
 
-/// Why a text is not a valid [`Message`].
+/// Why a content is not a valid [`Message`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
-    /// The text is empty or only whitespace.
+    /// The text is empty or only whitespace, or the file has no bytes.
     #[error("message is empty")]
     Empty,
     /// The text is longer than the policy allows, in bytes of UTF-8.
@@ -22,6 +72,14 @@ pub enum MessageError {
         /// The limit in bytes.
         max: usize,
         /// The size of the text in bytes.
+        actual: usize,
+    },
+    /// The file is larger than the policy allows.
+    #[error("file is {actual} bytes, the limit is {max}")]
+    FileTooLarge {
+        /// The limit in bytes.
+        max: usize,
+        /// The size of the file in bytes.
         actual: usize,
     },
 }
@@ -39,30 +97,77 @@ impl Message {
         if text.trim().is_empty() {
             return Err(MessageError::Empty);
         }
-        Ok(Self(text))
+        Ok(Self(Content::Text(text)))
     }
 
-    /// The text, exactly as it was sent.
-    pub fn as_str(&self) -> &str {
+    /// Validates a file's `bytes` against `policy`.
+    ///
+    /// # Errors
+    /// [`MessageError::FileTooLarge`] when there are more than `policy.max_file_bytes`,
+    /// [`MessageError::Empty`] when there are none.
+    pub fn file(bytes: Bytes, policy: &Policy) -> Result<Self, MessageError> {
+        if bytes.len() > policy.max_file_bytes() {
+            return Err(MessageError::FileTooLarge { max: policy.max_file_bytes(), actual: bytes.len() });
+        }
+        if bytes.is_empty() {
+            return Err(MessageError::Empty);
+        }
+        Ok(Self(Content::File(bytes)))
+    }
+
+    /// Validates `content` against `policy`, as [`Message::new`] or [`Message::file`].
+    ///
+    /// # Errors
+    /// As theirs.
+    pub fn of(content: Content, policy: &Policy) -> Result<Self, MessageError> {
+        match content {
+            Content::Text(text) => Self::new(text, policy),
+            Content::File(bytes) => Self::file(bytes, policy),
+        }
+    }
+
+    /// The text, exactly as it was sent; `None` for a file.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.0 {
+            Content::Text(text) => Some(text),
+            Content::File(_) => None,
+        }
+    }
+
+    /// The bytes: a text's UTF-8, or a file's.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Content::Text(text) => text.as_bytes(),
+            Content::File(bytes) => bytes,
+        }
+    }
+
+    /// True for a file (an `application/octet-stream` create).
+    pub fn is_file(&self) -> bool {
+        matches!(self.0, Content::File(_))
+    }
+
+    /// The content, exactly as it was sent.
+    pub fn content(&self) -> &Content {
         &self.0
     }
 
-    /// The text, exactly as it was sent.
-    pub fn into_string(self) -> String {
+    /// The content, exactly as it was sent.
+    pub fn into_content(self) -> Content {
         self.0
     }
 
-    /// Size in bytes of UTF-8.
+    /// Size in bytes (of UTF-8, for a text).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// A message read back from a store, for a store that keeps the text apart from
-    /// [`crate::Record::encode`]'s layout (Redis): it was validated when it was stored, and the
-    /// policy may have changed since (a stored secret must stay readable), so it is not
-    /// validated again. Nothing else should build a `Message` this way.
-    pub fn from_store(text: String) -> Self {
-        Self(text)
+    /// A message read back from a store, for a store that keeps the content apart from
+    /// [`crate::Record::encode`]'s layout (Redis, memory): it was validated when it was
+    /// stored, and the policy may have changed since (a stored secret must stay readable), so
+    /// it is not validated again. Nothing else should build a `Message` this way.
+    pub fn from_store(content: Content) -> Self {
+        Self(content)
     }
 
     /// Always false: a valid message is never empty. Present for API symmetry with `len`.
@@ -73,7 +178,10 @@ impl Message {
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Message({} bytes)", self.0.len())
+        match &self.0 {
+            Content::Text(text) => write!(f, "Message({} bytes)", text.len()),
+            Content::File(bytes) => write!(f, "Message(file, {} bytes)", bytes.len()),
+        }
     }
 }
 
@@ -197,20 +305,16 @@ impl StoredMessage {
     /// store still reads ([`crate::Record::decode`]; new records are written by
     /// [`crate::Record::encode`]):
     /// a format byte (1), the expiry instant as 8 bytes big-endian, then the UTF-8 text.
+    ///
+    /// Only tests of old data write it; a file cannot be written in it (its bytes would read
+    /// back as text, or not at all).
     pub fn encode(&self) -> Vec<u8> {
-        let (header, text) = self.encoded_parts();
-        let mut out = Vec::with_capacity(header.len() + text.len());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(text.as_bytes());
+        let text = self.message.as_bytes();
+        let mut out = Vec::with_capacity(9 + text.len());
+        out.push(FORMAT_V1);
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.extend_from_slice(text);
         out
-    }
-
-    /// [`StoredMessage::encode`] in its two pieces, the 9-byte header and the text, for a
-    /// store that writes them straight into its request instead of joining them first.
-    pub fn encoded_parts(&self) -> ([u8; 9], &str) {
-        let mut header = [FORMAT_V1; 9];
-        header[1..].copy_from_slice(&self.expires_at.to_be_bytes());
-        (header, self.message.as_str())
     }
 
     /// Reads what [`StoredMessage::encode`] wrote.
@@ -231,7 +335,7 @@ impl StoredMessage {
         let text = String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
         // It was validated when it was stored; the policy may have changed since, and a stored
         // secret must stay readable, so it is not validated again.
-        Ok(Self::new(Message(text), expires_at))
+        Ok(Self::new(Message(Content::Text(text)), expires_at))
     }
 
     /// True when the message may no longer be read at `now`.
@@ -271,7 +375,25 @@ mod tests {
         let p = policy();
         assert_eq!(Message::new(String::new(), &p), Err(MessageError::Empty));
         assert_eq!(Message::new(" \n\t\u{3000}".into(), &p), Err(MessageError::Empty));
-        assert_eq!(Message::new(" x ".into(), &p).unwrap().as_str(), " x ");
+        assert_eq!(Message::new(" x ".into(), &p).unwrap().as_text(), Some(" x "));
+    }
+
+    #[test]
+    fn a_file_is_checked_against_its_own_limit_and_never_as_text() {
+        let p = policy();
+        let max = p.max_file_bytes();
+        assert_eq!(max, 10_485_760);
+        let at_limit = Message::file(vec![0xff; max].into(), &p).unwrap();
+        assert!(at_limit.is_file() && at_limit.as_text().is_none());
+        assert_eq!(
+            Message::file(vec![1; max + 1].into(), &p),
+            Err(MessageError::FileTooLarge { max, actual: max + 1 })
+        );
+        assert_eq!(Message::file(Bytes::new(), &p), Err(MessageError::Empty));
+        // Whitespace is a file's business: only a text must hold more than whitespace.
+        assert_eq!(Message::file(Bytes::from_static(b" "), &p).unwrap().as_bytes(), b" ");
+        assert_eq!(format!("{:?}", Message::file(Bytes::from_static(b"key"), &p).unwrap()), "Message(file, 3 bytes)");
+        assert_eq!(format!("{:?}", Content::File(Bytes::from_static(b"key"))), "File(3 bytes)");
     }
 
     #[test]
@@ -309,7 +431,7 @@ mod tests {
         let stored = StoredMessage::new(Message::new(text.clone(), &p).unwrap(), 1_700_000_000_123);
         let back = StoredMessage::decode(stored.encode()).unwrap();
         assert_eq!(back, stored);
-        assert_eq!(back.message.as_str(), text);
+        assert_eq!(back.message.as_text(), Some(text.as_str()));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::num::{NonZeroU32, NonZeroU64};
 pub struct Limits {
     /// Largest message, in bytes of UTF-8 (`CRYPT_MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
+    /// Largest file, in bytes (`CRYPT_MAX_FILE_BYTES`, SPEC Part 2 item 11).
+    pub max_file_bytes: usize,
     /// Time to live when a request names none (`CRYPT_DEFAULT_TTL_SECS`).
     pub default_ttl_secs: u64,
     /// Smallest `ttl` a request may ask for (`CRYPT_MIN_TTL_SECS`).
@@ -37,6 +39,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 102_400,
+            max_file_bytes: 10_485_760,
             default_ttl_secs: 86_400,
             min_ttl_secs: 60,
             max_ttl_secs: 86_400,
@@ -139,6 +142,9 @@ impl Policy {
         if l.max_message_bytes == 0 {
             return fail("CRYPT_MAX_MESSAGE_BYTES", "must be at least 1".into());
         }
+        if l.max_file_bytes == 0 {
+            return fail("CRYPT_MAX_FILE_BYTES", "must be at least 1".into());
+        }
         if !(1..=Self::MAX_VIEWS_CEILING).contains(&l.max_views) {
             return fail(
                 "CRYPT_MAX_VIEWS",
@@ -186,6 +192,11 @@ impl Policy {
     /// Largest message, in bytes of UTF-8.
     pub fn max_message_bytes(&self) -> usize {
         self.limits.max_message_bytes
+    }
+
+    /// Largest file, in bytes (SPEC Part 2 item 11).
+    pub fn max_file_bytes(&self) -> usize {
+        self.limits.max_file_bytes
     }
 
     /// Time to live when a request names none, in seconds.
@@ -253,13 +264,14 @@ mod tests {
     #[test]
     fn each_bad_limit_names_its_setting() {
         type Breaker = fn(&mut Limits);
-        let cases: [(Breaker, &str); 10] = [
+        let cases: [(Breaker, &str); 11] = [
             (|l| l.max_views = 0, "CRYPT_MAX_VIEWS"),
             (|l| l.max_views = 10_001, "CRYPT_MAX_VIEWS"),
             (|l| l.id_length = 4, "CRYPT_ID_LENGTH"),
             (|l| l.id_length = 65, "CRYPT_ID_LENGTH"),
             (|l| l.id_attempts = 0, "CRYPT_ID_ATTEMPTS"),
             (|l| l.max_message_bytes = 0, "CRYPT_MAX_MESSAGE_BYTES"),
+            (|l| l.max_file_bytes = 0, "CRYPT_MAX_FILE_BYTES"),
             (|l| l.min_ttl_secs = 0, "CRYPT_MIN_TTL_SECS"),
             (|l| l.max_ttl_secs = 30, "CRYPT_MAX_TTL_SECS"),
             (|l| l.default_ttl_secs = 10, "CRYPT_DEFAULT_TTL_SECS"),

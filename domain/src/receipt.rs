@@ -7,7 +7,7 @@
 //! stores cannot disagree about what a view, a delete or a receipt is. Redis runs the same rules
 //! in its scripts (`crypt-redis`), checked by the same contract suite.
 
-use crate::{Message, StoredMessage, UnixMillis};
+use crate::{Content, Message, StoredMessage, UnixMillis};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -228,18 +228,21 @@ impl Record {
 
     /// The one byte layout every byte-oriented store keeps (KV, Durable Objects, SQLite):
     /// format 2, the expiry (8 bytes), views (4), flags (1: bit 0 deleted, bit 1 a receipt,
-    /// bit 2 the message is held), the receipt digest (32, when bit 1), the number of views
-    /// spent (4) and their instants (8 each), then the message's UTF-8, all integers
+    /// bit 2 the message is held, bit 3 it is a file), the receipt digest (32, when bit 1), the
+    /// number of views spent (4) and their instants (8 each), then the message's bytes (a
+    /// text's UTF-8, or a file's), all integers
     /// big-endian. [`Record::decode`] also reads format 1 ([`StoredMessage::encode`]), a
     /// message stored before views and receipts.
     pub fn encode(&self) -> Vec<u8> {
-        let text = self.message.as_ref().map_or("", Message::as_str);
+        let text = self.message.as_ref().map_or(&[][..], Message::as_bytes);
         let mut out = Vec::with_capacity(RECORD_HEADER + 32 + 8 * self.read_at.len() + text.len());
         out.push(FORMAT_V2);
         out.extend_from_slice(&self.expires_at.to_be_bytes());
         out.extend_from_slice(&self.views.to_be_bytes());
-        let flags =
-            u8::from(self.deleted) | u8::from(self.receipt.is_some()) << 1 | u8::from(self.message.is_some()) << 2;
+        let flags = u8::from(self.deleted)
+            | u8::from(self.receipt.is_some()) << 1
+            | u8::from(self.message.is_some()) << 2
+            | u8::from(self.message.as_ref().is_some_and(Message::is_file)) << 3;
         out.push(flags);
         if let Some(digest) = &self.receipt {
             out.extend_from_slice(digest.as_bytes());
@@ -248,7 +251,7 @@ impl Record {
         for at in &self.read_at {
             out.extend_from_slice(&at.to_be_bytes());
         }
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(text);
         out
     }
 
@@ -287,12 +290,15 @@ impl Record {
         for _ in 0..spent {
             read_at.push(u64::from_be_bytes(take(8)?.try_into().map_err(|_| DecodeError::Truncated)?));
         }
-        let mut bytes = bytes;
-        bytes.drain(..at);
-        let message = if flags & 4 != 0 {
-            Some(Message::from_store(String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?))
-        } else {
-            None
+        let message = match (flags & 4 != 0, flags & 8 != 0) {
+            (false, _) => None,
+            // A file's bytes are shared with the value read, not copied.
+            (true, true) => Some(Message::from_store(Content::File(bytes::Bytes::from(bytes).slice(at..)))),
+            (true, false) => {
+                let mut bytes = bytes;
+                bytes.drain(..at);
+                Some(Message::from_store(Content::Text(String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?)))
+            }
         };
         Ok(Self { message, expires_at, views, read_at, deleted: flags & 1 != 0, receipt })
     }
@@ -318,7 +324,7 @@ mod tests {
         assert_eq!(r.spend_view(1).unwrap().views_left, 2);
         assert_eq!(r.spend_view(2).unwrap().views_left, 1);
         let last = r.spend_view(3).unwrap();
-        assert_eq!((last.views_left, last.message.as_str()), (0, "secret"));
+        assert_eq!((last.views_left, last.message.as_text().unwrap()), (0, "secret"));
         assert_eq!(r.message, None);
         assert_eq!(r.spend_view(4), None);
         let receipt = r.receipt();
@@ -369,7 +375,28 @@ mod tests {
         assert_eq!(back(&no_receipt), no_receipt);
         let old = StoredMessage::new(Message::new("old".into(), &Policy::default()).unwrap(), 99);
         let read = Record::decode(old.encode()).unwrap();
-        assert_eq!((read.views, read.receipt, read.message.unwrap().as_str()), (1, None, "old"));
+        assert_eq!((read.views, read.receipt, read.message.unwrap().as_text().unwrap()), (1, None, "old"));
+    }
+
+    #[test]
+    fn a_file_record_round_trips_as_a_file_even_when_its_bytes_are_text() {
+        let policy = Policy::default();
+        for bytes in [&b"looks like text"[..], &[0xff, 0xfe, 0, 1][..]] {
+            let message = Message::file(bytes::Bytes::copy_from_slice(bytes), &policy).unwrap();
+            let mut r = Record::new(&StoredMessage { message, expires_at: 10, views: 2, receipt: None });
+            let back = Record::decode(r.encode()).unwrap();
+            assert_eq!(back, r);
+            assert!(back.message.as_ref().unwrap().is_file());
+            r.spend_view(1).unwrap();
+            assert_eq!(Record::decode(r.encode()).unwrap(), r);
+        }
+        // A text record whose bytes are not UTF-8 is damaged, and refused; the same bytes as a
+        // file are fine.
+        let mut damaged = record(1).encode();
+        damaged.push(0xff);
+        assert_eq!(Record::decode(damaged.clone()), Err(crate::DecodeError::NotUtf8));
+        damaged[13] |= 8;
+        assert!(Record::decode(damaged).unwrap().message.unwrap().is_file());
     }
 
     #[test]

@@ -224,6 +224,16 @@ fn with_views(text: &str, expires_at: UnixMillis, views: u32) -> StoredMessage {
     }
 }
 
+/// A file of `views` views whose receipt token is `receipt:file`.
+fn file_with_views(bytes: Vec<u8>, expires_at: UnixMillis, views: u32) -> StoredMessage {
+    StoredMessage {
+        message: Message::file(bytes.into(), &Policy::default()).expect("a valid file"),
+        expires_at,
+        views,
+        receipt: Some(receipt_of("file")),
+    }
+}
+
 fn receipt_of(text: &str) -> ReceiptDigest {
     ReceiptDigest::of(&format!("receipt:{text}"))
 }
@@ -239,7 +249,7 @@ fn later(now: UnixMillis) -> UnixMillis {
 
 /// The text of a spent view.
 fn text(v: &Option<Viewed>) -> Option<&str> {
-    v.as_ref().map(|v| v.message.as_str())
+    v.as_ref().map(|v| v.message.as_text().unwrap())
 }
 
 /// The [`MessageStore`] contract. Each function is one check; `now` is the current wall-clock
@@ -283,6 +293,39 @@ pub mod store {
         }
     }
 
+    /// A file (SPEC Part 2 item 11) reads back as a file, byte for byte, on every view: bytes
+    /// that are not UTF-8 (a leading 0xFF, a NUL, every byte value), and bytes that are UTF-8
+    /// but were sent as a file, which stay a file.
+    async fn a_file_reads_back_as_the_same_bytes(s: &dyn MessageStore, now: UnixMillis) {
+        let every_byte: Vec<u8> = (0..=255u8).rev().cycle().take(70_000).collect();
+        for (name, bytes) in [("File1", every_byte), ("File2", b"plain words".to_vec()), ("File3", vec![0])] {
+            let m = file_with_views(bytes, later(now), 2);
+            assert_eq!(s.insert_new(&id(name), &m, ttl()).await.unwrap(), Inserted::Stored);
+            for left in [1, 0] {
+                let viewed = s.spend_view(&id(name), now).await.unwrap().expect("a view");
+                assert!(viewed.message.is_file(), "{name} came back as text");
+                assert_eq!((viewed.message.as_bytes(), viewed.views_left), (m.message.as_bytes(), left), "{name}");
+            }
+            assert_eq!(s.spend_view(&id(name), now).await.unwrap(), None);
+            let receipt = s.record(&id(name), now).await.unwrap().expect("the receipt stays");
+            assert_eq!(receipt.receipt().state, ReceiptState::Read);
+        }
+    }
+
+    /// The largest file the default policy allows (10 MiB) is kept whole, and deleted whole.
+    async fn largest_file_round_trips(s: &dyn MessageStore, now: UnixMillis) {
+        let max = Policy::default().max_file_bytes();
+        let bytes: Vec<u8> = (0..max).map(|i| (i * 7 + i / 65_536) as u8).collect();
+        let m = file_with_views(bytes, later(now), 2);
+        assert_eq!(s.insert_new(&id("Big10"), &m, ttl()).await.unwrap(), Inserted::Stored);
+        let viewed = s.spend_view(&id("Big10"), now).await.unwrap().expect("a view");
+        assert!(viewed.message.as_bytes() == m.message.as_bytes(), "the 10 MiB file changed");
+        let digest = m.receipt.expect("a receipt");
+        let deleted = s.delete(&id("Big10"), &digest, now).await.unwrap().expect("the owner's delete");
+        assert_eq!(deleted.deletion, Deletion::Deleted);
+        assert_eq!(s.spend_view(&id("Big10"), now).await.unwrap(), None);
+    }
+
     /// Ids differ by case: `abcde` and `ABCDE` are two messages.
     async fn ids_are_case_sensitive(s: &dyn MessageStore, now: UnixMillis) {
         s.insert_new(&id("caseA"), &stored("lower", later(now)), ttl()).await.unwrap();
@@ -300,7 +343,7 @@ pub mod store {
         assert_eq!(fresh.receipt_for(&receipt_of("three"), now).unwrap().views_left, 3);
         for (i, left) in [2, 1, 0].into_iter().enumerate() {
             let viewed = s.spend_view(&id("Views3"), now + i as u64 * 1000).await.unwrap().expect("a view");
-            assert_eq!((viewed.message.as_str(), viewed.views_left), ("three", left));
+            assert_eq!((viewed.message.as_text().unwrap(), viewed.views_left), ("three", left));
         }
         assert_eq!(s.spend_view(&id("Views3"), now + 5000).await.unwrap(), None);
         let receipt = s.record(&id("Views3"), now + 5000).await.unwrap().unwrap();
@@ -561,7 +604,8 @@ macro_rules! store_contract {
     (@list $($then:tt)*) => {
         $crate::store_contract! {$($then)*;
             insert_then_spend_once, an_unknown_id_has_nothing, insert_on_a_held_id_is_taken_and_keeps_the_first,
-            largest_message_round_trips, ids_are_case_sensitive, views_are_spent_one_by_one,
+            largest_message_round_trips, a_file_reads_back_as_the_same_bytes, largest_file_round_trips,
+            ids_are_case_sensitive, views_are_spent_one_by_one,
             the_receipt_outlives_the_message_and_keeps_the_id, an_expired_message_and_its_receipt_are_gone,
             delete_destroys_the_message_and_keeps_the_receipt, delete_after_the_last_view_says_read,
             a_message_without_a_receipt_cannot_be_deleted, concurrent_views_yield_exactly_n,

@@ -1,17 +1,17 @@
 //! The use cases: admit a request, create a message, open (read and burn) a message.
 
 use crate::{
-    is_reserved, Clock, Counted, CountingStore, IdSource, Inserted, Message, MessageError, MessageId, MessageStore,
-    Policy, RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, StoreError, StoredMessage, Ttl, TtlError,
-    UnixMillis, Viewed,
+    is_reserved, Clock, Content, Counted, CountingStore, IdSource, Inserted, Message, MessageError, MessageId,
+    MessageStore, Policy, RateDecision, RateLimit, RateLimiter, Receipt, ReceiptDigest, StoreError, StoredMessage, Ttl,
+    TtlError, UnixMillis, Viewed,
 };
 use std::sync::Arc;
 
 /// A create request as a client sent it, before validation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Draft {
-    /// The text to store.
-    pub message: String,
+    /// The text or file to store.
+    pub message: Content,
     /// The requested time to live in seconds, if any.
     pub ttl_secs: Option<u64>,
     /// The requested number of views, if any (SPEC Part 2 item 9); 0 for a value that is not
@@ -22,7 +22,7 @@ pub struct Draft {
 impl std::fmt::Debug for Draft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Draft")
-            .field("message_bytes", &self.message.len())
+            .field("message", &self.message)
             .field("ttl_secs", &self.ttl_secs)
             .field("views", &self.views)
             .finish()
@@ -221,7 +221,7 @@ impl Vault {
     }
 
     fn prepare(&self, draft: Draft) -> Result<(StoredMessage, Ttl, String), CreateError> {
-        let message = Message::new(draft.message, &self.policy).map_err(CreateError::Message)?;
+        let message = Message::of(draft.message, &self.policy).map_err(CreateError::Message)?;
         let ttl = match draft.ttl_secs {
             Some(secs) => Ttl::new(secs, &self.policy).map_err(CreateError::Ttl)?,
             None => Ttl::default_for(&self.policy),
@@ -412,7 +412,7 @@ mod tests {
         let created = block_on(vault.create(draft("secret", None))).unwrap();
         assert_eq!(created.id.as_str(), "aaaaa");
         assert_eq!(created.expires_at, 1_000_000 + 86_400_000);
-        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_str(), "secret");
+        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_text().unwrap(), "secret");
         assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
     }
 
@@ -607,7 +607,7 @@ mod tests {
         // The second draw is taken: retried at once too.
         let second = block_on(vault.create(draft("two", None))).unwrap();
         assert_eq!((first.id.as_str(), second.id.as_str()), ("aaaaa", "bbbbb"));
-        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_str(), "one");
+        assert_eq!(block_on(vault.open("aaaaa")).unwrap().message.as_text().unwrap(), "one");
         assert_eq!(block_on(vault.open("aaaaa")), Err(OpenError::NotFound));
         assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
         assert_eq!(block_on(vault.admit(|| "c")), Ok(()));
@@ -668,7 +668,7 @@ mod tests {
         block_on(v.open_counted(|| "reader", "zzzzz")).unwrap().unwrap_err();
         assert!(block_on(v.open_counted(|| "reader", "aaaaa")).is_err(), "limited");
         let read = block_on(v.open_counted(|| "someone else", "aaaaa")).unwrap().unwrap();
-        assert_eq!(read.message.as_str(), "keep me");
+        assert_eq!(read.message.as_text().unwrap(), "keep me");
     }
 
     fn with_views(text: &str, views: Option<u64>) -> Draft {

@@ -66,7 +66,8 @@ pub fn http(data: &[u8]) {
 
     // What a runtime does before calling the adapter: read the body only when asked to.
     let (parts, body) = req.into_parts();
-    let body = if api.wants_body(&parts.method, parts.uri.path()) { body } else { Bytes::new() };
+    let body =
+        if api.body_limit(&parts.method, parts.uri.path(), &parts.headers).is_some() { body } else { Bytes::new() };
     let sent = body.clone();
     let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
     let resp = block_on(api.handle(Request::from_parts(parts, body), &client));

@@ -20,6 +20,9 @@ pub enum BodyRejection {
     TimedOut,
     /// The connection broke or the framing was invalid.
     Malformed,
+    /// Bodies already in flight hold all the memory the runtime lets them hold together
+    /// (`CRYPT_MAX_INFLIGHT_BODY_BYTES`), and none was given back in time.
+    Busy,
 }
 
 /// A request that is answered with an error.
@@ -47,6 +50,12 @@ pub enum ApiError {
         max: usize,
         /// The message's size, in bytes of UTF-8.
         actual: usize,
+    },
+    /// The file is over its size limit (`CRYPT_MAX_FILE_BYTES`), by its declared length, while
+    /// it streamed in, or once read.
+    FileTooLarge {
+        /// The limit, in bytes.
+        max: usize,
     },
     /// The runtime refused the body itself.
     Body(BodyRejection),
@@ -89,7 +98,10 @@ impl ApiError {
             | ApiError::InvalidTtl { .. }
             | ApiError::InvalidViews { .. } => StatusCode::BAD_REQUEST,
             ApiError::Body(BodyRejection::Malformed) => StatusCode::BAD_REQUEST,
-            ApiError::Body(BodyRejection::TooLarge) | ApiError::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Body(BodyRejection::TooLarge)
+            | ApiError::MessageTooLarge { .. }
+            | ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Body(BodyRejection::Busy) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Body(BodyRejection::TimedOut) => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -113,6 +125,8 @@ impl ApiError {
                 return Cow::Owned(format!("Field 'views' must be a whole number from 1 to {max}"))
             }
             ApiError::MessageTooLarge { max, .. } => return Cow::Owned(too_large(*max)),
+            ApiError::FileTooLarge { max } => return Cow::Owned(file_too_large(*max)),
+            ApiError::Body(BodyRejection::Busy) => "Server busy",
             ApiError::Body(BodyRejection::TooLarge) => "Request body too large",
             ApiError::Body(BodyRejection::TimedOut) => "Request body timed out",
             ApiError::RateLimited { .. } => "Rate limit exceeded",
@@ -140,6 +154,14 @@ impl ApiError {
             ApiError::Body(BodyRejection::Malformed) => {
                 Some("the request body could not be read (broken framing or connection)".into())
             }
+            ApiError::FileTooLarge { max } => {
+                Some(format!("the file is larger than this service accepts: {max} bytes (CRYPT_MAX_FILE_BYTES)"))
+            }
+            ApiError::Body(BodyRejection::Busy) => Some(
+                "other uploads hold all the memory this service gives request bodies \
+                 (CRYPT_MAX_INFLIGHT_BODY_BYTES); try again in a moment"
+                    .into(),
+            ),
             ApiError::MethodNotAllowed { allow } => Some(format!("this path answers {allow}")),
             ApiError::RouteNotFound => Some("no route has a path of more than one segment".into()),
             _ => None,
@@ -166,11 +188,15 @@ impl ApiError {
             ApiError::RateLimited { retry_after_secs } => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            ApiError::Body(BodyRejection::Busy) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             ApiError::Unauthorized => {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             // The rest of the body is not going to be read: the connection ends after this.
-            ApiError::Body(_) => {
+            ApiError::Body(_) | ApiError::FileTooLarge { .. } => {
                 resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -189,6 +215,16 @@ fn too_large(max: usize) -> String {
     }
 }
 
+/// "File exceeds maximum size of 10MB" for the default 10 MiB (SPEC Part 2 item 11); a limit
+/// that is not a whole number of MiB is said in bytes.
+fn file_too_large(max: usize) -> String {
+    if max % 1_048_576 == 0 {
+        format!("File exceeds maximum size of {}MB", max / 1_048_576)
+    } else {
+        format!("File exceeds maximum size of {max} bytes")
+    }
+}
+
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         match e {
@@ -196,7 +232,8 @@ impl From<ParseError> for ApiError {
             ParseError::NotAnObject(_)
             | ParseError::MessageMissing
             | ParseError::MessageNotAString(_)
-            | ParseError::MessageBlank => ApiError::MessageRequired(e),
+            | ParseError::MessageBlank
+            | ParseError::FileEmpty => ApiError::MessageRequired(e),
         }
     }
 }
@@ -230,6 +267,7 @@ impl From<CreateError> for ApiError {
         match e {
             CreateError::Message(MessageError::Empty) => ApiError::MessageRequired(ParseError::MessageBlank),
             CreateError::Message(MessageError::TooLarge { max, actual }) => ApiError::MessageTooLarge { max, actual },
+            CreateError::Message(MessageError::FileTooLarge { max, .. }) => ApiError::FileTooLarge { max },
             CreateError::Ttl(range) => ApiError::InvalidTtl { min: range.min, max: range.max },
             CreateError::Views { max } => ApiError::InvalidViews { max },
             CreateError::NoUniqueId { attempts } => {

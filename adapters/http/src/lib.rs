@@ -185,6 +185,7 @@ pub struct Api {
     metrics: Option<Metrics>,
     create_tokens: TokenHashes,
     ipv6_prefix: Ipv6Prefix,
+    max_body_bytes: usize,
 }
 
 /// What renders the Prometheus metrics of a runtime that has them.
@@ -231,13 +232,23 @@ impl Api {
         let common = CommonHeaders::new(&cors);
         let pages = web::Pages::new(vault.policy());
         let create_tokens = TokenHashes::default();
-        Self { vault, cors, common, pages, metrics: None, create_tokens, ipv6_prefix: Ipv6Prefix::default() }
+        Self {
+            vault,
+            cors,
+            common,
+            pages,
+            metrics: None,
+            create_tokens,
+            ipv6_prefix: Ipv6Prefix::default(),
+            max_body_bytes: Settings::default().max_body_bytes,
+        }
     }
 
     /// The API as `settings` configure it: CORS, create tokens and the IPv6 prefix.
     pub fn from_settings(vault: Vault, settings: &ApiSettings) -> Self {
         let mut api = Api::new(vault, settings.cors.clone()).with_create_tokens(settings.create_tokens.clone());
         api.ipv6_prefix = settings.ipv6_prefix;
+        api.max_body_bytes = settings.max_body_bytes;
         api
     }
 
@@ -258,17 +269,32 @@ impl Api {
         &self.vault
     }
 
-    /// True when the runtime must read the request body before calling [`Api::handle`]. Only
-    /// a create reads its body; every other request is answered without it, so a large body on
-    /// any other route is never buffered.
-    pub fn wants_body(&self, method: &Method, path: &str) -> bool {
-        method == Method::POST && Route::of(path) == Route::Root
+    /// How much of the request body the runtime must read before calling [`Api::handle`]:
+    /// `None` when it must read none, else the most bytes it may read, past which it stops and
+    /// answers [`Api::reject_body`] with [`BodyRejection::TooLarge`]. Only a create reads its
+    /// body (a file up to `CRYPT_MAX_FILE_BYTES`, anything else up to `CRYPT_MAX_BODY_BYTES`);
+    /// every other request is answered without it, so a large body on any other route is
+    /// never buffered.
+    pub fn body_limit(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<usize> {
+        (method == Method::POST && Route::of(path) == Route::Root).then(|| {
+            if parse::is_file(headers) {
+                self.vault.policy().max_file_bytes()
+            } else {
+                self.max_body_bytes
+            }
+        })
     }
 
     /// Answers a request whose body could not be read (with `Connection: close`: the rest of
-    /// the body will not be read).
+    /// the body will not be read). A file over its limit is told the file's limit.
     pub fn reject_body(&self, req_headers: &HeaderMap, why: BodyRejection) -> Response<Bytes> {
-        self.answer(req_headers, ApiError::Body(why))
+        let e = match why {
+            BodyRejection::TooLarge if parse::is_file(req_headers) => {
+                ApiError::FileTooLarge { max: self.vault.policy().max_file_bytes() }
+            }
+            why => ApiError::Body(why),
+        };
+        self.answer(req_headers, e)
     }
 
     /// Answers a request that met something unexpected in the runtime (a panic, a failed
@@ -277,11 +303,11 @@ impl Api {
         self.answer(req_headers, ApiError::Internal)
     }
 
-    /// Answers one request. `req`'s body is the whole body when [`Api::wants_body`] said so,
-    /// and may be empty otherwise.
+    /// Answers one request. `req`'s body is the whole body when [`Api::body_limit`] asked for
+    /// it, and may be empty otherwise.
     pub async fn handle(&self, req: Request<Bytes>, client: &ClientInfo) -> Response<Bytes> {
         let (parts, body) = req.into_parts();
-        let resp = match self.route(&parts.method, parts.uri.path(), &parts.headers, body, client).await {
+        let resp = match self.route(&parts.method, &parts.uri, &parts.headers, body, client).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
@@ -298,11 +324,12 @@ impl Api {
     async fn route(
         &self,
         method: &Method,
-        path: &str,
+        uri: &http::Uri,
         headers: &HeaderMap,
         body: Bytes,
         client: &ClientInfo,
     ) -> Result<Response<Bytes>, ApiError> {
+        let path = uri.path();
         if method == Method::OPTIONS {
             return Ok(self.cors.preflight());
         }
@@ -334,7 +361,7 @@ impl Api {
         // A create and a read are counted by the vault together with their store operation
         // (one Redis round trip); every other request is counted here first.
         match (route, method) {
-            (Route::Root, &Method::POST) => return self.create(headers, &body, key).await,
+            (Route::Root, &Method::POST) => return self.create(headers, uri.query(), body, key).await,
             (Route::Message(id), &Method::GET) => return self.open(id, key).await,
             _ => {}
         }
@@ -367,14 +394,17 @@ impl Api {
     async fn create<K: AsRef<str>>(
         &self,
         headers: &HeaderMap,
-        body: &[u8],
+        query: Option<&str>,
+        body: Bytes,
         key: impl FnOnce() -> K,
     ) -> Result<Response<Bytes>, ApiError> {
         if self.create_tokens.required() && !self.create_tokens.admits(headers) {
             self.vault.admit(key).await?;
             return Err(ApiError::Unauthorized);
         }
-        let draft = match parse::parse_draft(body) {
+        let parsed =
+            if parse::is_file(headers) { parse::parse_file_draft(query, body) } else { parse::parse_draft(&body) };
+        let draft = match parsed {
             Ok(draft) => draft,
             Err(e) => {
                 self.vault.admit(key).await?;
@@ -388,7 +418,20 @@ impl Api {
 
     async fn open<K: AsRef<str>>(&self, raw_id: &str, key: impl FnOnce() -> K) -> Result<Response<Bytes>, ApiError> {
         let viewed = self.vault.open_counted(key, raw_id).await??;
-        Ok(response(StatusCode::OK, json_out::message(viewed.message.as_str(), viewed.views_left)))
+        let views_left = viewed.views_left;
+        Ok(match viewed.message.into_content() {
+            crypt_domain::Content::Text(text) => response(StatusCode::OK, json_out::message(&text, views_left)),
+            // A file reads back as its bytes (SPEC Part 2 item 11), shared with the store's
+            // copy where the store allows, and `X-Views-Left` in place of `views_left`.
+            crypt_domain::Content::File(bytes) => {
+                let mut resp = response(StatusCode::OK, bytes);
+                let h = resp.headers_mut();
+                h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+                h.insert(X_VIEWS_LEFT, http::HeaderValue::from(views_left));
+                h.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, http::HeaderValue::from_static("X-Views-Left"));
+                resp
+            }
+        })
     }
 }
 
@@ -399,6 +442,9 @@ pub fn internal_error(req_headers: &HeaderMap) -> Response<Bytes> {
     let cors = Cors::Any;
     CommonHeaders::new(&cors).apply(&cors, req_headers, ApiError::Internal.into_response())
 }
+
+/// The views a file has left after a read (`views_left` of a text's JSON answer).
+const X_VIEWS_LEFT: http::HeaderName = http::HeaderName::from_static("x-views-left");
 
 /// `docs/openapi.json`, the API in OpenAPI 3.1.
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");

@@ -68,6 +68,9 @@ pub enum ParseError {
     /// `message` is empty or only whitespace (the domain's rule, [`crypt_domain::Message::new`]).
     #[error("the field 'message' is empty or only whitespace")]
     MessageBlank,
+    /// A file create (`application/octet-stream`) with no bytes.
+    #[error("the file is empty: an application/octet-stream body is the file's bytes")]
+    FileEmpty,
 }
 
 /// The create body, read in one pass. Each field records what JSON type it had, so each way
@@ -275,7 +278,42 @@ pub(crate) fn parse_draft(body: &[u8]) -> Result<Draft, ParseError> {
         Field::Valid(n) => Some(n),
         Field::WrongType(_) => Some(0),
     };
-    Ok(Draft { message, ttl_secs, views })
+    Ok(Draft { message: message.into(), ttl_secs, views })
+}
+
+/// True when a create's `Content-Type` is `application/octet-stream` (any case, with or without
+/// parameters): a file, whose body is the message's bytes (SPEC Part 2 item 11). Every other
+/// type, or none, is Part 1's JSON, whatever it says.
+pub(crate) fn is_file(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let essence = v.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("application/octet-stream")
+    })
+}
+
+/// A file create: the body is the message, `ttl` and `views` come from the query string. As
+/// in a JSON body, a value that is not a whole number (only the digits 0-9) becomes `Some(0)`,
+/// which the domain's range check answers; a key given twice keeps its last value; other keys
+/// are ignored.
+///
+/// # Errors
+/// [`ParseError::FileEmpty`] when the body has no bytes.
+pub(crate) fn parse_file_draft(query: Option<&str>, body: bytes::Bytes) -> Result<Draft, ParseError> {
+    if body.is_empty() {
+        return Err(ParseError::FileEmpty);
+    }
+    let (mut ttl_secs, mut views) = (None, None);
+    for pair in query.unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || Some(value).filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        let parsed = number().map_or(Some(0), |digits| Some(digits.parse::<u64>().unwrap_or(u64::MAX)));
+        match key {
+            "ttl" => ttl_secs = parsed,
+            "views" => views = parsed,
+            _ => {}
+        }
+    }
+    Ok(Draft { message: crypt_domain::Content::File(body), ttl_secs, views })
 }
 
 #[cfg(test)]
@@ -302,6 +340,42 @@ mod tests {
             assert_eq!(got, want, "{body:?}");
             assert!(!got.to_string().contains("secret"), "{got}");
         }
+    }
+
+    #[test]
+    fn a_file_create_reads_ttl_and_views_from_the_query() {
+        let draft = |q: Option<&str>| {
+            let d = parse_file_draft(q, bytes::Bytes::from_static(b"\xff")).unwrap();
+            (d.ttl_secs, d.views)
+        };
+        assert_eq!(draft(None), (None, None));
+        assert_eq!(draft(Some("")), (None, None));
+        assert_eq!(draft(Some("ttl=3600&views=2")), (Some(3600), Some(2)));
+        assert_eq!(draft(Some("views=2&ttl=60&ttl=90&other=x")), (Some(90), Some(2)));
+        for bad in ["ttl=", "ttl", "ttl=-1", "ttl=1.5", "ttl=%36%30", "ttl=+60", "ttl= 60"] {
+            assert_eq!(draft(Some(bad)).0, Some(0), "{bad}");
+        }
+        // Too many digits for a u64 is still a whole number, just out of every range.
+        assert_eq!(draft(Some("views=99999999999999999999999")).1, Some(u64::MAX));
+        let d = parse_file_draft(None, bytes::Bytes::from_static(b"\x00\xff")).unwrap();
+        assert_eq!(parse_file_draft(Some("ttl=60"), bytes::Bytes::new()).unwrap_err(), ParseError::FileEmpty);
+        assert_eq!(d.message, crypt_domain::Content::File(bytes::Bytes::from_static(b"\x00\xff")));
+    }
+
+    #[test]
+    fn only_octet_stream_is_a_file() {
+        let with = |ct: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_str(ct).unwrap());
+            is_file(&h)
+        };
+        for yes in ["application/octet-stream", "Application/Octet-Stream", "application/octet-stream; x=1"] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in ["application/json", "application/x-www-form-urlencoded", "text/plain", "application/octet"] {
+            assert!(!with(no), "{no}");
+        }
+        assert!(!is_file(&http::HeaderMap::new()));
     }
 
     #[test]

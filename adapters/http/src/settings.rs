@@ -181,6 +181,15 @@ pub struct Settings {
     /// The most views a create may ask for (SPEC Part 2 item 9).
     #[serde(rename = "CRYPT_MAX_VIEWS")]
     pub max_views: u32,
+    /// Largest file (an `application/octet-stream` create, SPEC Part 2 item 11), in bytes:
+    /// such a body is read up to it instead of `CRYPT_MAX_BODY_BYTES`.
+    #[serde(rename = "CRYPT_MAX_FILE_BYTES")]
+    pub max_file_bytes: usize,
+    /// Server: the most bytes all request bodies being read or held may take together; an
+    /// upload that would pass it waits (up to the body timeout) for others to finish, then is
+    /// answered 503 `Server busy`. Never below the largest body or file.
+    #[serde(rename = "CRYPT_MAX_INFLIGHT_BODY_BYTES")]
+    pub max_inflight_body_bytes: usize,
     /// Largest request body; reading stops there.
     #[serde(rename = "CRYPT_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
@@ -265,6 +274,8 @@ impl Default for Settings {
             id_attempts: l.id_attempts,
             max_message_bytes: l.max_message_bytes,
             max_views: l.max_views,
+            max_file_bytes: l.max_file_bytes,
+            max_inflight_body_bytes: 268_435_456,
             max_body_bytes: 1_048_576,
             default_ttl_secs: l.default_ttl_secs,
             min_ttl_secs: l.min_ttl_secs,
@@ -405,6 +416,7 @@ impl Settings {
             };
         let policy = Policy::new(Limits {
             max_message_bytes: self.max_message_bytes,
+            max_file_bytes: self.max_file_bytes,
             default_ttl_secs: self.default_ttl_secs,
             min_ttl_secs: self.min_ttl_secs,
             max_ttl_secs: self.max_ttl_secs,
@@ -422,6 +434,17 @@ impl Settings {
                 format!(
                     "({}) is below CRYPT_MAX_MESSAGE_BYTES ({}); the largest message could never arrive",
                     self.max_body_bytes, self.max_message_bytes
+                ),
+            ));
+        }
+        let largest = self.max_body_bytes.max(self.max_file_bytes);
+        if self.max_inflight_body_bytes < largest {
+            return Err(SettingError::new(
+                "CRYPT_MAX_INFLIGHT_BODY_BYTES",
+                format!(
+                    "({}) is below the largest body it must hold ({largest}, CRYPT_MAX_BODY_BYTES or \
+                     CRYPT_MAX_FILE_BYTES); that body could never arrive",
+                    self.max_inflight_body_bytes
                 ),
             ));
         }
@@ -486,8 +509,14 @@ mod tests {
     #[test]
     fn names_are_read_off_the_struct() {
         let names = Settings::names();
-        assert_eq!(names.len(), 34);
-        for n in ["CRYPT_LISTEN", "CRYPT_ID_ALPHABET", "RATE_LIMIT_PER_SECOND", "CRYPT_SHUTDOWN_GRACE_MS"] {
+        assert_eq!(names.len(), 36);
+        for n in [
+            "CRYPT_LISTEN",
+            "CRYPT_ID_ALPHABET",
+            "RATE_LIMIT_PER_SECOND",
+            "CRYPT_SHUTDOWN_GRACE_MS",
+            "CRYPT_MAX_FILE_BYTES",
+        ] {
             assert!(names.contains(&n), "{n}");
         }
     }
@@ -557,6 +586,9 @@ mod tests {
             ("CRYPT_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("CRYPT_MEMORY_CAPACITY_BYTES", "lots"),
             ("CRYPT_MAX_BODY_BYTES", "1000"),
+            ("CRYPT_MAX_FILE_BYTES", "0"),
+            ("CRYPT_MAX_FILE_BYTES", "ten megabytes"),
+            ("CRYPT_MAX_INFLIGHT_BODY_BYTES", "10485759"),
             ("CRYPT_BODY_TIMEOUT_MS", "0"),
             ("CRYPT_REDIS_TIMEOUT_MS", "soon"),
             ("CRYPT_METRICS_LISTEN", "everywhere"),

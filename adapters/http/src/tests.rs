@@ -489,3 +489,96 @@ fn a_failing_store_answers_the_sender_503() {
     store.fail(false);
     assert_eq!(call(&api, "GET", "/abcd1", "").status(), 200, "the failed delete left the message");
 }
+
+fn upload(api: &Api, path: &str, bytes: &[u8]) -> Response<Bytes> {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Bytes::copy_from_slice(bytes))
+        .unwrap();
+    block_on(api.handle(req, &ClientInfo::Ip("192.0.2.1".parse().unwrap())))
+}
+
+#[test]
+fn a_file_reads_back_as_its_bytes_with_its_views_in_a_header() {
+    let (api, _) = api(Policy::default());
+    let bytes = [0xff, 0x00, b'{', 0xc3];
+    let created = upload(&api, "/?ttl=3600&views=2", &bytes);
+    assert_eq!(created.status(), 200);
+    let created = body(&created);
+    assert_eq!(created["expires_at"], "2026-11-22T22:54:25Z");
+    for left in ["1", "0"] {
+        let read = call(&api, "GET", "/abcd1", "");
+        assert_eq!(read.status(), 200);
+        assert_eq!(read.body().as_ref(), &bytes);
+        assert_eq!(read.headers()[header::CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(read.headers()["x-views-left"], left);
+        assert_eq!(read.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS], "X-Views-Left");
+        assert_eq!(read.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(read.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+    let gone = call(&api, "GET", "/abcd1", "");
+    assert_eq!((gone.status(), body(&gone)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Message not found")));
+    // The receipt works as for a text.
+    let bearer = format!("Bearer {}", created["receipt"].as_str().unwrap());
+    let req = Request::builder().uri("/abcd1/receipt").header(header::AUTHORIZATION, bearer).body(Bytes::new());
+    let receipt = block_on(api.handle(req.unwrap(), &ClientInfo::Ip("192.0.2.1".parse().unwrap())));
+    assert_eq!((body(&receipt)["state"].as_str(), body(&receipt)["views_left"].as_u64()), (Some("read"), Some(0)));
+}
+
+#[test]
+fn a_bad_file_create_is_told_what_is_wrong_and_nothing_is_stored() {
+    let (api, store) = api(Policy::default());
+    let cases: [(&str, &[u8], &str); 5] = [
+        ("/", b"", MESSAGE_REQUIRED),
+        ("/?ttl=59", b"x", BAD_TTL),
+        ("/?ttl=abc", b"x", BAD_TTL),
+        ("/?views=0", b"x", "Field 'views' must be a whole number from 1 to 100"),
+        ("/?views=1.5", b"x", "Field 'views' must be a whole number from 1 to 100"),
+    ];
+    for (path, bytes, error) in cases {
+        let r = upload(&api, path, bytes);
+        assert_eq!((r.status(), body(&r)["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{path}");
+    }
+    assert!(store.is_empty());
+    // A file may hold what a JSON create may not: a body that is only whitespace, or not UTF-8.
+    assert_eq!(upload(&api, "/", b" ").status(), 200);
+}
+
+#[test]
+fn a_file_is_read_up_to_its_own_limit_and_told_it_when_over() {
+    let policy = Policy::new(Limits { max_file_bytes: 3 * 1_048_576, ..Limits::default() }).unwrap();
+    let (api, store) = api(policy);
+    let mut file = HeaderMap::new();
+    file.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+    let json = HeaderMap::new();
+    assert_eq!(api.body_limit(&Method::POST, "/", &file), Some(3 * 1_048_576));
+    assert_eq!(api.body_limit(&Method::POST, "/", &json), Some(1_048_576));
+    assert_eq!(api.body_limit(&Method::GET, "/abcd1", &file), None);
+    assert_eq!(api.body_limit(&Method::POST, "/abcd1", &file), None);
+    let over = api.reject_body(&file, BodyRejection::TooLarge);
+    assert_eq!(
+        (over.status(), body(&over)["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("File exceeds maximum size of 3MB"))
+    );
+    assert_eq!(over.headers()[header::CONNECTION], "close");
+    let over = api.reject_body(&json, BodyRejection::TooLarge);
+    assert_eq!(body(&over)["error"], "Request body too large");
+    // A runtime that read more than the limit anyway still gets the 413, from the domain.
+    let r = upload(&api, "/", &vec![7; 3 * 1_048_576 + 1]);
+    assert_eq!(
+        (r.status(), body(&r)["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("File exceeds maximum size of 3MB"))
+    );
+    assert!(store.is_empty());
+    let odd = Policy::new(Limits { max_file_bytes: 1_000_000, ..Limits::default() }).unwrap();
+    let (odd, _) = self::api(odd);
+    assert_eq!(
+        body(&odd.reject_body(&file, BodyRejection::TooLarge))["error"],
+        "File exceeds maximum size of 1000000 bytes"
+    );
+    let busy = api.reject_body(&file, BodyRejection::Busy);
+    assert_eq!((busy.status(), body(&busy)["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("Server busy")));
+    assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+}

@@ -307,7 +307,7 @@ mod tests {
         store.insert_new(&id("reuse"), &msg("old", 1_000), ttl()).await.unwrap();
         clock.advance(1_000);
         assert_eq!(store.insert_new(&id("reuse"), &msg("new", 9_000), ttl()).await, Ok(Inserted::Stored));
-        assert_eq!(store.spend_view(&id("reuse"), 1_000).await.unwrap().unwrap().message.as_str(), "new");
+        assert_eq!(store.spend_view(&id("reuse"), 1_000).await.unwrap().unwrap().message.as_text().unwrap(), "new");
         assert_eq!(store.used_bytes(), receipt_cost(&id("reuse"), 1), "the receipt is charged until its expiry");
         clock.advance(8_000);
         assert_eq!(store.sweep(), 0, "a receipt alone is not a message that expired unread");

@@ -2,7 +2,7 @@ use crate::config::{SentinelUrl, Topology};
 use crate::{RedisConfig, RedisError};
 use async_trait::async_trait;
 use crypt_domain::{
-    Counted, CountingStore, DeleteOutcome, Deletion, Inserted, Message, MessageId, MessageStore, RateDecision,
+    Content, Counted, CountingStore, DeleteOutcome, Deletion, Inserted, Message, MessageId, MessageStore, RateDecision,
     RateLimit, RateLimiter, ReceiptDigest, Record, StoreError, StoredMessage, Ttl, UnixMillis, Viewed,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -578,14 +578,25 @@ impl ToRedisArgs for Key<'_> {
     }
 }
 
-/// A create's five arguments (text, expiry, views, digest or empty, TTL), written straight
-/// into the command: the text is not copied first.
+/// The byte a file's stored bytes start with, in field `t`: UTF-8 never starts with 0xFF, so
+/// a text (stored as itself, as before files existed) can never be read as a file.
+const FILE_MARK: u8 = 0xff;
+
+/// A create's five arguments (content, expiry, views, digest or empty, TTL), written straight
+/// into the command: the content is not copied first. A file's is [`FILE_MARK`] and its bytes.
 struct InsertArgs<'a>(&'a StoredMessage, Ttl);
 
 impl ToRedisArgs for InsertArgs<'_> {
     fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
         let m = self.0;
-        out.write_arg(m.message.as_str().as_bytes());
+        {
+            let mut arg = out.writer_for_next_arg();
+            // Writing into the command's own buffer cannot fail.
+            if m.message.is_file() {
+                let _ = arg.write_all(&[FILE_MARK]);
+            }
+            let _ = arg.write_all(m.message.as_bytes());
+        }
         m.expires_at.write_redis_args(out);
         m.views.write_redis_args(out);
         out.write_arg(m.receipt.as_ref().map_or(&[][..], |d| &d.as_bytes()[..]));
@@ -610,9 +621,17 @@ fn viewed(bytes: Vec<u8>) -> Result<Viewed, StoreError> {
     };
     let (left, expires_at) = (number()?, number()?);
     let text = parts.next().ok_or_else(|| corrupt("no text"))?;
-    let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("not UTF-8"))?;
+    let start = bytes.len() - text.len();
     let views_left = u32::try_from(left).map_err(|_| corrupt("views out of range"))?;
-    Ok(Viewed { message: Message::from_store(text), views_left, expires_at })
+    let content = if text.first() == Some(&FILE_MARK) {
+        // The reply's buffer becomes the file's, without a copy.
+        Content::File(crypt_domain::Bytes::from(bytes).slice(start + 1..))
+    } else {
+        let mut bytes = bytes;
+        bytes.drain(..start);
+        Content::Text(String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?)
+    };
+    Ok(Viewed { message: Message::from_store(content), views_left, expires_at })
 }
 
 /// A number field of a hash, as Redis gives it (nil is `default`).

@@ -107,7 +107,7 @@ mod counted {
         let Counted::Allowed(Some(read)) = s.spend_view_counted("c2", now(), LIMIT, &a).await.unwrap() else {
             panic!("the message was not read")
         };
-        assert_eq!(read.message.as_str(), "one");
+        assert_eq!(read.message.as_text().unwrap(), "one");
         assert_eq!(s.spend_view_counted("c2", now(), LIMIT, &a).await.unwrap(), Counted::Allowed(None));
     }
 
@@ -127,7 +127,7 @@ mod counted {
         let Counted::Allowed(Some(read)) = s.spend_view_counted("c", now(), many, &a).await.unwrap() else {
             panic!("the message was not read after a flush")
         };
-        assert_eq!(read.message.as_str(), "before");
+        assert_eq!(read.message.as_text().unwrap(), "before");
         assert_eq!(s._server.command(&["SCRIPT", "FLUSH"]).as_deref(), Some("+OK\r\n"));
         assert_eq!(s.hit("c", now(), many).await.unwrap(), RateDecision::Allowed);
         // Four counted calls so far, all of them counted once.
@@ -234,7 +234,7 @@ mod keys {
         assert_eq!(s.record(&id, now()).await.unwrap(), None);
         assert_eq!(s.delete(&id, &ReceiptDigest::of("r"), now()).await.unwrap(), None);
         let read = s.spend_view(&id, now()).await.unwrap().unwrap();
-        assert_eq!((read.message.as_str(), read.views_left), ("from before", 0));
+        assert_eq!((read.message.as_text().unwrap(), read.views_left), ("from before", 0));
         assert_eq!(s.spend_view(&id, now()).await.unwrap(), None);
     }
 }

@@ -106,7 +106,7 @@ async fn what_was_answered_survives_closing_and_opening_again() {
     assert_eq!(store.records_at_open(), 2, "the message and the burned one's receipt");
     assert_eq!(store.spend_view(&id("burnt"), wall_clock_now()).await.unwrap(), None, "a burn stays burned");
     let kept = store.spend_view(&id("kept1"), wall_clock_now()).await.unwrap().unwrap();
-    assert_eq!(kept.message.as_str(), "kept");
+    assert_eq!(kept.message.as_text().unwrap(), "kept");
 }
 
 #[tokio::test]
@@ -212,7 +212,7 @@ async fn a_full_database_refuses_creates_and_keeps_what_it_has() {
     }
     for key in &stored {
         let read = store.spend_view(key, wall_clock_now()).await.unwrap().expect("nothing stored is lost");
-        assert_eq!(read.message.as_str(), text);
+        assert_eq!(read.message.as_text().unwrap(), text);
     }
 }
 
@@ -341,7 +341,7 @@ async fn a_backup_holds_what_is_live() {
     std::fs::rename(&to, copy.join("crypt.db")).unwrap();
     let restored = SqliteStore::open(&config(&copy.join("crypt.db")), wall(), None).unwrap();
     assert_eq!(
-        restored.spend_view(&id("live1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(),
+        restored.spend_view(&id("live1"), wall_clock_now()).await.unwrap().unwrap().message.as_text().unwrap(),
         "live one"
     );
     assert_eq!(restored.spend_view(&id("burn1"), wall_clock_now()).await.unwrap(), None);
@@ -374,7 +374,10 @@ async fn a_damaged_row_reads_as_absent_and_harms_nothing_else() {
     assert_eq!(store.spend_view(&id("bad11"), wall_clock_now()).await.unwrap(), None);
     assert_eq!(store.insert_new(&id("bad11"), &msg("x", far()), ttl()).await, Ok(Inserted::Taken), "still taken");
     store.ping().await.expect("still ready");
-    assert_eq!(store.spend_view(&id("good1"), wall_clock_now()).await.unwrap().unwrap().message.as_str(), "good");
+    assert_eq!(
+        store.spend_view(&id("good1"), wall_clock_now()).await.unwrap().unwrap().message.as_text().unwrap(),
+        "good"
+    );
 }
 
 #[cfg(unix)]

@@ -182,6 +182,13 @@ pub(crate) struct Metrics {
     connections_refused: Counter,
     sqlite_batches: LockFree<Operations>,
     sqlite_commits: Latency,
+    /// Bytes of messages stored and read, text and files apart (resolved once: the family's
+    /// lookup costs a hash and a lock).
+    stored_bytes: [Counter; 2],
+    read_bytes: [Counter; 2],
+    /// Bytes request bodies hold now, against `CRYPT_MAX_INFLIGHT_BODY_BYTES`.
+    pub(crate) inflight_body_bytes: Gauge,
+    busy: Counter,
     /// `store_ops` entries by store (memory, then the rest) and [`OPS`] index, once resolved.
     ops_resolved: [[std::sync::OnceLock<Latency>; OPS.len()]; 2],
     /// `requests` entries by [`ROUTES`] and [`STATUSES`] index, and `durations` entries by
@@ -241,6 +248,10 @@ impl Metrics {
             connections_refused: Counter::default(),
             sqlite_batches: LockFree::default(),
             sqlite_commits: Latency::default(),
+            stored_bytes: Default::default(),
+            read_bytes: Default::default(),
+            inflight_body_bytes: Gauge::default(),
+            busy: Counter::default(),
             ops_resolved: Default::default(),
             requests_resolved: Default::default(),
             durations_resolved: Default::default(),
@@ -302,12 +313,39 @@ impl Metrics {
             "SQLite store: time of each commit that wrote: the WAL's write and its fsync",
             m.sqlite_commits.clone(),
         );
-        Self { registry, ..m }
+        let (stored, read) = (Family::<KindLabel, Counter>::default(), Family::<KindLabel, Counter>::default());
+        let by_kind = |family: &Family<KindLabel, Counter>| {
+            ["text", "file"].map(|kind| family.get_or_create(&KindLabel { kind }).clone())
+        };
+        let (stored_bytes, read_bytes) = (by_kind(&stored), by_kind(&read));
+        registry.register("message_stored_bytes", "Bytes of messages stored, by kind (text, file)", stored);
+        registry.register(
+            "message_read_bytes",
+            "Bytes of messages returned by reads (each view counts), by kind (text, file)",
+            read,
+        );
+        registry.register(
+            "inflight_body_bytes",
+            "Bytes request bodies hold now, being read or answered (bounded by CRYPT_MAX_INFLIGHT_BODY_BYTES)",
+            m.inflight_body_bytes.clone(),
+        );
+        registry.register(
+            "body_busy_refusals",
+            "Request bodies answered 503 Server busy: CRYPT_MAX_INFLIGHT_BODY_BYTES stayed full for the body timeout",
+            m.busy.clone(),
+        );
+        Self { registry, stored_bytes, read_bytes, ..m }
+    }
+
+    /// A body refused because the in-flight bound stayed full.
+    pub(crate) fn busy(&self) {
+        self.busy.inc();
     }
 
     /// One view spent, and a burn when it was the last.
     fn viewed(&self, v: &Viewed) {
         self.views.inc();
+        self.read_bytes[usize::from(v.message.is_file())].inc_by(v.message.len() as u64);
         if v.views_left == 0 {
             self.burned.inc();
         }
@@ -407,11 +445,13 @@ pub(crate) struct MeteredStore {
 }
 
 impl MeteredStore {
-    fn inserted(&self, started: Started, result: &Result<Inserted, StoreError>) {
+    fn inserted(&self, started: Started, message: &StoredMessage, result: &Result<Inserted, StoreError>) {
         self.metrics.op(self.store, "insert", started);
         match result {
             Ok(Inserted::Stored) => {
                 self.metrics.created.inc();
+                let m = &message.message;
+                self.metrics.stored_bytes[usize::from(m.is_file())].inc_by(m.len() as u64);
             }
             Ok(Inserted::Taken) => {}
             Err(e) => self.metrics.store_error(e),
@@ -433,7 +473,7 @@ impl MessageStore for MeteredStore {
     async fn insert_new(&self, id: &MessageId, message: &StoredMessage, ttl: Ttl) -> Result<Inserted, StoreError> {
         let started = Started::now();
         let result = self.inner.insert_new(id, message, ttl).await;
-        self.inserted(started, &result);
+        self.inserted(started, message, &result);
         result
     }
 
@@ -494,7 +534,7 @@ impl MessageStore for MeteredStore {
     ) -> Option<Result<Inserted, StoreError>> {
         let started = Started::now();
         let result = self.inner.insert_new_at_once(id, message, ttl)?;
-        self.inserted(started, &result);
+        self.inserted(started, message, &result);
         Some(result)
     }
 

@@ -95,8 +95,9 @@ struct App {
     api: Api,
     metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
-    max_body_bytes: usize,
     body_timeout: Duration,
+    /// What request bodies may hold together, in KiB permits (`CRYPT_MAX_INFLIGHT_BODY_BYTES`).
+    inflight: Arc<tokio::sync::Semaphore>,
 }
 
 /// One connection: the shared app, the peer, and what the connection has been doing.
@@ -275,8 +276,8 @@ fn serve_api(
         api,
         metrics,
         trusted_proxies: settings.trusted_proxies.clone(),
-        max_body_bytes: settings.api.max_body_bytes,
         body_timeout: settings.body_timeout,
+        inflight: Arc::new(tokio::sync::Semaphore::new(settings.max_inflight_body_bytes / 1024)),
     });
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
@@ -436,17 +437,28 @@ async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     let started = Started::now();
     let client = ClientInfo::Ip(client_ip(peer.ip(), req.headers(), &app.trusted_proxies));
     let (parts, body) = req.into_parts();
-    let body = if app.api.wants_body(&parts.method, parts.uri.path()) {
-        match read_body(body, &parts.headers, app.max_body_bytes, app.body_timeout).await {
-            Ok(bytes) => bytes,
-            Err(why) => {
-                tracing::info!(route = Route::of(parts.uri.path()).label(), ?why, "request body refused");
-                conn.linger.set();
-                return app.api.reject_body(&parts.headers, why);
+    // Held until the answer is written: the body's bytes stay in memory that long.
+    let mut _held = None;
+    let body = match app.api.body_limit(&parts.method, parts.uri.path(), &parts.headers) {
+        Some(max) => {
+            let read = async {
+                let declared = declared_length(&parts.headers);
+                if declared.is_some_and(|len| len > max as u64) {
+                    return Err(BodyRejection::TooLarge);
+                }
+                _held = Some(reserve(app, declared.map_or(max, |len| len as usize)).await?);
+                read_body(body, max, declared, app.body_timeout).await
+            };
+            match read.await {
+                Ok(bytes) => bytes,
+                Err(why) => {
+                    tracing::info!(route = Route::of(parts.uri.path()).label(), ?why, "request body refused");
+                    conn.linger.set();
+                    return app.api.reject_body(&parts.headers, why);
+                }
             }
         }
-    } else {
-        Bytes::new()
+        None => Bytes::new(),
     };
     let route = match (&parts.method, Route::of(parts.uri.path())) {
         (&http::Method::OPTIONS, _) => "preflight",
@@ -460,15 +472,76 @@ async fn respond(conn: &Conn, req: Request<Incoming>) -> Response<Bytes> {
     resp
 }
 
-/// Reads a body up to `max` bytes within `timeout`. A declared length over the cap is refused
-/// before a byte is read; a chunked body is cut off as soon as it passes the cap, so memory
-/// never holds more than `max` bytes of one request.
-async fn read_body(body: Incoming, headers: &HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, BodyRejection> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(BodyRejection::TooLarge);
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
+/// A body's share of `CRYPT_MAX_INFLIGHT_BODY_BYTES`, taken before a byte of it is read: its
+/// declared length, or for a chunked body its cap. When the bodies already in flight hold too
+/// much, it waits for them (up to the body timeout), then the body is refused 503.
+async fn reserve(app: &App, bytes: usize) -> Result<InflightBytes, BodyRejection> {
+    let permits = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    let permit = match app.inflight.clone().try_acquire_many_owned(permits) {
+        Ok(permit) => permit,
+        Err(_) => {
+            match tokio::time::timeout(app.body_timeout, app.inflight.clone().acquire_many_owned(permits)).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    app.metrics.busy();
+                    return Err(BodyRejection::Busy);
+                }
+            }
+        }
+    };
+    app.metrics.inflight_body_bytes.inc_by(i64::from(permits) * 1024);
+    Ok(InflightBytes { _permit: permit, bytes: i64::from(permits) * 1024, metrics: app.metrics.clone() })
+}
+
+/// One body's share of the in-flight bound, given back when dropped.
+struct InflightBytes {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    bytes: i64,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for InflightBytes {
+    fn drop(&mut self) {
+        self.metrics.inflight_body_bytes.dec_by(self.bytes);
     }
-    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
+}
+
+/// Reads a body up to `max` bytes within `timeout` (a declared length over the cap was refused
+/// before). A chunked body is cut off as soon as it passes the cap, so memory never holds more
+/// than `max` bytes of one request; and never two copies of it: a body of one frame is kept as
+/// it came, a longer one is copied once into a buffer of its declared length (what
+/// `CRYPT_MAX_INFLIGHT_BODY_BYTES` reserved), not gathered and then joined.
+async fn read_body(
+    body: Incoming,
+    max: usize,
+    declared: Option<u64>,
+    timeout: Duration,
+) -> Result<Bytes, BodyRejection> {
+    let mut body = Limited::new(body, max);
+    let collect = async {
+        let (mut first, mut joined) = (None::<Bytes>, None::<Vec<u8>>);
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            match (&mut first, &mut joined) {
+                (None, None) => first = Some(data),
+                (Some(_), None) => {
+                    let head = first.take().unwrap_or_default();
+                    let capacity = declared.map_or(2 * (head.len() + data.len()), |len| len as usize).min(max);
+                    let mut buffer = Vec::with_capacity(capacity.max(head.len() + data.len()));
+                    buffer.extend_from_slice(&head);
+                    buffer.extend_from_slice(&data);
+                    joined = Some(buffer);
+                }
+                (_, Some(buffer)) => buffer.extend_from_slice(&data),
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(joined.map_or_else(|| first.unwrap_or_default(), Bytes::from))
+    };
+    let mut collect = std::pin::pin!(collect);
     // Most bodies arrive with their headers: take them without arming a timer. Only a body
     // still on its way gets the body-read timeout.
     let collected = match futures::poll!(collect.as_mut()) {
@@ -479,7 +552,7 @@ async fn read_body(body: Incoming, headers: &HeaderMap, max: usize, timeout: Dur
         },
     };
     match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(bytes) => Ok(bytes),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyRejection::TooLarge),
         Err(_) => Err(BodyRejection::Malformed),
     }

@@ -48,6 +48,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// `CRYPT_BODY_TIMEOUT_MS`: time a client has to send a request's body.
     pub body_timeout: Duration,
+    /// `CRYPT_MAX_INFLIGHT_BODY_BYTES`: the most bytes all request bodies may hold together.
+    pub max_inflight_body_bytes: usize,
     /// `CRYPT_SHUTDOWN_GRACE_MS`: how long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
     /// `CRYPT_METRICS_LISTEN`: serve metrics on this address only; `None`: at `/metrics` on
@@ -93,6 +95,7 @@ impl Config {
             max_connections_per_client: s.max_connections_per_client,
             header_timeout: s.header_timeout.duration(),
             body_timeout: s.body_timeout.duration(),
+            max_inflight_body_bytes: s.max_inflight_body_bytes,
             shutdown_grace: s.shutdown_grace.duration(),
             metrics_listen: s.metrics_listen,
         })

@@ -29,7 +29,6 @@ const MAX_CLIENTS: usize = 10_000;
 /// then reused.
 struct Isolate {
     api: Api,
-    max_body_bytes: usize,
     limiter: Arc<MemoryLimiter>,
     /// When the limiter last dropped idle clients.
     swept_at: Cell<UnixMillis>,
@@ -64,12 +63,7 @@ fn build(env: &Env) -> std::result::Result<Isolate, String> {
         Err(_) => ids,
     };
     let vault = Vault::new(store, Arc::new(edge_limiter), Arc::new(DateClock), ids, settings.policy.clone());
-    Ok(Isolate {
-        api: Api::from_settings(vault, &settings),
-        max_body_bytes: settings.max_body_bytes,
-        limiter,
-        swept_at: Cell::new(now_millis()),
-    })
+    Ok(Isolate { api: Api::from_settings(vault, &settings), limiter, swept_at: Cell::new(now_millis()) })
 }
 
 impl Isolate {
@@ -209,13 +203,12 @@ async fn serve(req: &web_sys::Request, head: http::Request<()>, isolate: &Isolat
     let api = &isolate.api;
     isolate.sweep_if_due(now_millis());
     let client = ClientInfo::from_header(head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()));
-    let body = if api.wants_body(head.method(), head.uri().path()) {
-        match read_body(req, head.headers(), isolate.max_body_bytes).await {
+    let body = match api.body_limit(head.method(), head.uri().path(), head.headers()) {
+        Some(max) => match read_body(req, head.headers(), max).await {
             Ok(b) => b,
             Err(why) => return api.reject_body(head.headers(), why),
-        }
-    } else {
-        Bytes::new()
+        },
+        None => Bytes::new(),
     };
     let (parts, ()) = head.into_parts();
     api.handle(http::Request::from_parts(parts, body), &client).await
