@@ -1247,3 +1247,84 @@ async fn create_tokens_guard_creates_and_reads_stay_open(launch: Launch) {
     assert_eq!(t.send("OPTIONS", "/", None, &[]).await.status, 204);
     assert_eq!(t.send("GET", "/s/abcde", None, &[("accept", BROWSER_ACCEPT)]).await.status, 200);
 }
+
+const OCTET_STREAM: [(&str, &str); 1] = [("content-type", "application/octet-stream")];
+const FILE_TOO_LARGE: &str = "File exceeds maximum size of 10MB";
+
+/// A file (SPEC Part 2 item 11): the largest the default allows (10 MiB, every byte value)
+/// reads back as the same bytes on each of its views, with `X-Views-Left`; then 404 as a text.
+/// Its receipt and the sender's delete work as for a text; an empty file, or bad `ttl` or
+/// `views` in the query, are 400 with Part 1's strings.
+async fn a_file_reads_back_as_its_bytes(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    let bytes: Vec<u8> = (0..10 * 1024 * 1024).map(|i: usize| (i.wrapping_mul(31) ^ (i >> 12)) as u8).collect();
+    let r = t.send("POST", "/?ttl=600&views=2", Some(bytes.clone()), &OCTET_STREAM).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_api_headers(&r, "file create");
+    let created = r.json();
+    let (id, receipt) = (created["id"].as_str().unwrap().to_owned(), created["receipt"].as_str().unwrap().to_owned());
+    let expires = parse_rfc3339(created["expires_at"].as_str().unwrap());
+    assert!((expires - now_secs() - 600).abs() <= 5, "ttl=600 from the query: {created}");
+    for left in ["1", "0"] {
+        let r = t.get(&format!("/{id}")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), "application/octet-stream");
+        assert_eq!(r.header("x-views-left"), left);
+        assert_eq!(r.header("cache-control"), "no-store");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+        assert!(r.body == bytes, "the file came back changed: {} bytes of {}", r.body.len(), bytes.len());
+    }
+    let r = t.get(&format!("/{id}")).await;
+    assert_eq!(r.status, 404);
+    body_eq(&r, NOT_FOUND);
+    let bearer = format!("Bearer {receipt}");
+    let (state, left, read_at, _) = receipt_fields(&receipt_with(&t, &id, Some(&bearer)).await);
+    assert_eq!((state.as_str(), left, read_at.len()), ("read", 0, 2));
+    // A one-byte file that is not UTF-8, deleted by its sender before it is read.
+    let r = t.send("POST", "/", Some(vec![0xff]), &OCTET_STREAM).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (small, receipt) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["receipt"].as_str().unwrap().to_owned());
+    let deleted = delete_with(&t, &small, Some(&format!("Bearer {receipt}"))).await;
+    assert_eq!((deleted.status, deleted.json()["state"].as_str()), (200, Some("deleted")));
+    assert_eq!(t.get(&format!("/{small}")).await.status, 404);
+    for (path, body, error) in [
+        ("/", vec![], MESSAGE_REQUIRED.to_owned()),
+        ("/?views=0", vec![1], format!("{VIEWS_RANGE}100")),
+        ("/?views=two", vec![1], format!("{VIEWS_RANGE}100")),
+        ("/?ttl=86401", vec![1], "Field 'ttl' must be a whole number of seconds from ".to_owned()),
+    ] {
+        let r = t.send("POST", path, Some(body), &OCTET_STREAM).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert!(error_of(&r).starts_with(&error), "{path}: {}", error_of(&r));
+    }
+}
+
+/// A file over `CRYPT_MAX_FILE_BYTES` (11 MiB against 10), with Content-Length and chunked, is
+/// 413 `File exceeds maximum size of 10MB`, read by the client; the service goes on serving.
+async fn a_file_over_its_limit_is_413(launch: Launch) {
+    let t = launch(Profile::base()).await;
+    if !t.caps.raw_tcp {
+        return not_applicable("a file over its limit", &t, "raw TCP needs plain http");
+    }
+    let host = t.authority();
+    let piece = vec![0xa5; 65_536];
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        176 * piece.len()
+    );
+    let r = raw_exchange(&host, head, vec![piece.clone(); 176], Duration::from_secs(20)).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert!(r.text.contains(&format!(r#""error":"{FILE_TOO_LARGE}""#)), "{}", r.text);
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+    chunk.extend_from_slice(&piece);
+    chunk.extend_from_slice(b"\r\n");
+    let mut chunks = vec![chunk; 176];
+    chunks.push(b"0\r\n\r\n".to_vec());
+    let r = raw_exchange(&host, head, chunks, Duration::from_secs(20)).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert!(r.text.contains(&format!(r#""error":"{FILE_TOO_LARGE}""#)), "{}", r.text);
+    t.create("still serving after an 11 MiB file").await;
+}

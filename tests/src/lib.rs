@@ -284,7 +284,9 @@ macro_rules! checks {
             the_page_is_for_browsers_and_loads_only_its_own_assets,
             link_preview_bots_burn_nothing,
             openapi_document_is_served_and_never_limited,
-            create_tokens_guard_creates_and_reads_stay_open
+            create_tokens_guard_creates_and_reads_stay_open,
+            a_file_reads_back_as_its_bytes,
+            a_file_over_its_limit_is_413
         }
     };
     (@table; $($check:ident),*) => {

@@ -13,13 +13,14 @@
 //! The secret is sealed here (crypt-envelope: AES-256-GCM, optional passphrase) before it is
 //! sent; the key travels only in the link's fragment, which is never sent to the service.
 
+mod file;
 mod link;
 mod service;
 
 use clap::{Parser, Subcommand};
 use crypt_envelope::{EnvelopeError, Fragment, Key};
 use link::Link;
-use service::{Service, ServiceError};
+use service::{Fetched, Service, ServiceError};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,9 +68,17 @@ enum Command {
         /// Also protect it with the passphrase on the first line of this file.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
-        /// Read the secret from this file instead of stdin.
+        /// Send this file (a key, a PDF, a `.env`): its name, type and bytes, all encrypted.
+        /// Without it, the secret is the text on stdin.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// A note sent with the file, encrypted with it (only with --file).
+        #[arg(long, value_name = "TEXT", requires = "file")]
+        note: Option<String>,
+        /// The largest file the service takes, sealed (its CRYPT_MAX_FILE_BYTES): a larger one is
+        /// refused here, before anything is sent.
+        #[arg(long, env = "CRYPT_MAX_FILE_BYTES", default_value_t = 10_485_760, value_name = "BYTES")]
+        max_file_bytes: u64,
         /// Print {"link", "id", "expires_at", "receipt_link"} as JSON instead of the bare link.
         #[arg(long)]
         json: bool,
@@ -84,6 +93,14 @@ enum Command {
         /// The passphrase, from the first line of this file (otherwise asked for when needed).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Where a file goes: a path, a folder (the file keeps its name there), or `-` for
+        /// stdout. Without it, the file is saved under its own name in the current folder
+        /// (`name (1).ext` if that is taken). A text secret goes to stdout unless this is given.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Replace the file at --output if there is one.
+        #[arg(long)]
+        force: bool,
     },
     /// As the sender, with the receipt link `send` gave: whether the secret was read, and when.
     Status {
@@ -130,12 +147,13 @@ impl From<ServiceError> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send { server, ttl, views, passphrase, passphrase_file, file, json, token } => {
+        Command::Send { server, ttl, views, passphrase, passphrase_file, file, note, max_file_bytes, json, token } => {
             let service = Service::new(&server, token.as_deref());
+            let file = file.map(|path| FileSending { path, note: note.unwrap_or_default(), max: max_file_bytes });
             let sending = Sending { ttl, views, ask_passphrase: passphrase, passphrase_file, file, json };
             service.map_err(|e| fail(exit::USAGE, e)).and_then(|service| send(&service, sending))
         }
-        Command::Open { link, passphrase_file } => open(&link, passphrase_file),
+        Command::Open { link, passphrase_file, output, force } => open(&link, passphrase_file, output, force),
         Command::Status { receipt_link, json } => status(&receipt_link, json),
         Command::Delete { receipt_link, json } => delete(&receipt_link, json),
     };
@@ -194,8 +212,56 @@ struct Sending {
     views: Option<u32>,
     ask_passphrase: bool,
     passphrase_file: Option<PathBuf>,
-    file: Option<PathBuf>,
+    file: Option<FileSending>,
     json: bool,
+}
+
+/// `crypt send --file`: the file, its note, and the most the service takes.
+struct FileSending {
+    path: PathBuf,
+    note: String,
+    max: u64,
+}
+
+/// Seals the file as it is read and uploads it as it is sealed, after checking that it fits.
+fn send_file(
+    service: &Service,
+    sending: &FileSending,
+    passphrase: Option<&str>,
+    ttl: Option<u64>,
+    views: Option<u32>,
+) -> Result<(service::Created, Key), Failure> {
+    let path = &sending.path;
+    let cannot = |e: std::io::Error| fail(exit::USAGE, format!("cannot read {}: {e}", path.display()));
+    let input = std::fs::File::open(path).map_err(cannot)?;
+    let metadata = input.metadata().map_err(cannot)?;
+    if !metadata.is_file() {
+        return Err(fail(exit::USAGE, format!("{} is not a file; nothing was sent", path.display())));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let meta = crypt_envelope::FileMeta {
+        media_type: file::media_type_of(&name).to_owned(),
+        name,
+        note: sending.note.clone(),
+    };
+    let sealed = crypt_envelope::sealed_len(metadata.len(), &meta, passphrase.is_some())
+        .map_err(|e| fail(exit::USAGE, format!("{e}; nothing was sent")))?;
+    if sealed > sending.max {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "{} is {} bytes, {sealed} once encrypted: over the service's limit of {} bytes \
+                 (CRYPT_MAX_FILE_BYTES); nothing was sent",
+                path.display(),
+                metadata.len(),
+                sending.max
+            ),
+        ));
+    }
+    let key = Key::generate();
+    let body = file::SealingReader::new(input, metadata.len(), &key, passphrase, &meta)
+        .map_err(|e| fail(exit::USAGE, format!("{e}; nothing was sent")))?;
+    Ok((service.create_file(body, sealed, ttl, views)?, key))
 }
 
 fn send(service: &Service, sending: Sending) -> Result<(), Failure> {
@@ -214,40 +280,15 @@ fn send(service: &Service, sending: Sending) -> Result<(), Failure> {
         }
         (false, None) => None,
     };
-    // Read at most one byte past what fits: a large file or an endless pipe is refused without
-    // being held in memory, and the buffer never grows (a grown buffer leaves copies of the
-    // secret behind in freed memory, which `Zeroizing` cannot wipe).
-    let max = crypt_envelope::max_plaintext(102_400);
-    let mut secret = Zeroizing::new(Vec::with_capacity(max + 1));
-    let read = match &file {
-        Some(path) => std::fs::File::open(path)
-            .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut secret))
-            .map_err(|e| fail(exit::USAGE, format!("cannot read {}: {e}", path.display())))?,
+    let (created, key) = match &file {
+        Some(sending) => send_file(service, sending, passphrase.as_deref().map(String::as_str), ttl, views)?,
         None => {
-            if std::io::stdin().is_terminal() {
-                eprintln!("Type the secret, then Ctrl-D:");
-            }
-            std::io::stdin()
-                .take(max as u64 + 1)
-                .read_to_end(&mut secret)
-                .map_err(|e| fail(exit::USAGE, format!("cannot read stdin: {e}")))?
+            let secret = read_text_secret()?;
+            let key = Key::generate();
+            let envelope = crypt_envelope::seal(&secret, &key, passphrase.as_deref().map(String::as_str));
+            (service.create(&envelope, ttl, views)?, key)
         }
     };
-    if read == 0 {
-        return Err(fail(exit::USAGE, "nothing to send: the secret is empty"));
-    }
-    if read > max {
-        // A regular file says how long it is; a pipe or a device does not.
-        let size = file
-            .as_ref()
-            .and_then(|path| std::fs::metadata(path).ok())
-            .filter(|m| m.is_file() && m.len() > max as u64)
-            .map_or_else(|| format!("more than {max} bytes"), |m| format!("{} bytes", m.len()));
-        return Err(fail(exit::USAGE, format!("the secret is {size}; at most {max} fit once encrypted")));
-    }
-    let key = Key::generate();
-    let envelope = crypt_envelope::seal(&secret, &key, passphrase.as_deref().map(String::as_str));
-    let created = service.create(&envelope, ttl, views)?;
     let fragment = Fragment { key, passphrase: passphrase.is_some() };
     let link = Link::share(service.base(), &created.id, &fragment);
     let receipt_link = created.receipt.as_deref().map(|r| Link::receipt(service.base(), &created.id, r));
@@ -272,6 +313,32 @@ fn send(service: &Service, sending: Sending) -> Result<(), Failure> {
         eprintln!("`crypt status` with it says whether the secret was read; `crypt delete` destroys it unread.");
     }
     Ok(())
+}
+
+/// The text secret on stdin.
+fn read_text_secret() -> Result<Zeroizing<Vec<u8>>, Failure> {
+    // Read at most one byte past what fits: an endless pipe is refused without being held in
+    // memory, and the buffer never grows (a grown buffer leaves copies of the secret behind in
+    // freed memory, which `Zeroizing` cannot wipe).
+    let max = crypt_envelope::max_plaintext(102_400);
+    let mut secret = Zeroizing::new(Vec::with_capacity(max + 1));
+    if std::io::stdin().is_terminal() {
+        eprintln!("Type the secret, then Ctrl-D:");
+    }
+    let read = std::io::stdin()
+        .take(max as u64 + 1)
+        .read_to_end(&mut secret)
+        .map_err(|e| fail(exit::USAGE, format!("cannot read stdin: {e}")))?;
+    if read == 0 {
+        return Err(fail(exit::USAGE, "nothing to send: the secret is empty"));
+    }
+    if read > max {
+        return Err(fail(
+            exit::USAGE,
+            format!("the secret is more than {max} bytes, the most that fit once encrypted; send a file with --file"),
+        ));
+    }
+    Ok(secret)
 }
 
 /// The receipt link's service, id and receipt; `-` reads the link from stdin's first line.
@@ -358,7 +425,7 @@ fn delete(raw_link: &str, json: bool) -> Result<(), Failure> {
     }
 }
 
-fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure> {
+fn open(raw_link: &str, passphrase_file: Option<PathBuf>, output: Option<PathBuf>, force: bool) -> Result<(), Failure> {
     // Everything that can be checked before fetching is: a fetch destroys the secret.
     let link = Link::parse(raw_link).map_err(|e| fail(exit::USAGE, e))?;
     let fragment = match &link.fragment {
@@ -386,8 +453,22 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure>
         (None, true) => Some(prompt("Passphrase: ")?),
         (None, false) => None,
     };
+    // An --output that names an existing file (not a folder) is refused before the fetch.
+    let stdout = output.as_deref() == Some(std::path::Path::new("-"));
+    if let Some(path) = output.as_ref().filter(|p| !stdout && !force && p.exists() && !p.is_dir()) {
+        return Err(fail(
+            exit::USAGE,
+            format!("{} already exists; give --force to replace it. Nothing was fetched", path.display()),
+        ));
+    }
     let service = Service::new(&link.base, None).map_err(|e| fail(exit::USAGE, e))?;
-    let read = service.read(&link.id)?;
+    let read = match service.read(&link.id)? {
+        Fetched::Text(read) => read,
+        Fetched::File { body, views_left } => {
+            let target = Output { path: output, stdout, force };
+            return open_file(body, views_left, &fragment, passphrase, passphrase_file.is_some(), &target);
+        }
+    };
     let message = Zeroizing::new(read.message);
     if read.views_left > 0 {
         eprintln!("crypt: this link can be opened {} more before it is destroyed", times(read.views_left));
@@ -413,8 +494,92 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>) -> Result<(), Failure>
             }
         }
     };
+    if let Some(path) = output.filter(|_| !stdout) {
+        let opener_of_text = std::io::Cursor::new(plaintext.to_vec());
+        return match file::write_plain(opener_of_text, &path, force) {
+            file::Received::Written(path) => {
+                eprintln!("crypt: the secret is in {}", path.display());
+                Ok(())
+            }
+            file::Received::Refused(e) => Err(fail(exit::UNOPENABLE, e.to_string())),
+            file::Received::Io(why) => Err(fail(exit::UNOPENABLE, format!("{why}. The secret was destroyed on the service"))),
+        };
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(&plaintext)
         .and_then(|()| out.flush())
         .map_err(|e| fail(exit::UNOPENABLE, format!("cannot write the secret: {e}")))
+}
+
+/// Where `crypt open` puts a file.
+struct Output {
+    path: Option<PathBuf>,
+    stdout: bool,
+    force: bool,
+}
+
+/// The bytes of a file envelope's first piece (and its header): kept so that a wrong
+/// passphrase can be asked again without fetching anything more.
+const FIRST_PIECE: u64 = 40 + crypt_envelope::file::CHUNK as u64 + 17;
+
+/// Opens a file envelope as it arrives and writes the file where `target` says.
+fn open_file(
+    mut body: impl Read,
+    views_left: u64,
+    fragment: &Fragment,
+    mut passphrase: Option<Zeroizing<String>>,
+    from_file: bool,
+    target: &Output,
+) -> Result<(), Failure> {
+    if views_left > 0 {
+        eprintln!("crypt: this link can be opened {} more before it is destroyed", times(views_left));
+    }
+    let destroyed = ". The secret was destroyed on the service when it was fetched";
+    let mut first = Vec::new();
+    (&mut body)
+        .take(FIRST_PIECE)
+        .read_to_end(&mut first)
+        .map_err(|_| fail(exit::UNOPENABLE, format!("the download broke off{destroyed}")))?;
+    let mut tries = 1;
+    let opener = loop {
+        let input = (&first[..]).chain(&mut body);
+        match crypt_envelope::FileOpener::new(input, &fragment.key, passphrase.as_deref().map(String::as_str)) {
+            Ok(opener) => break opener,
+            Err(EnvelopeError::CannotDecrypt) if !from_file && fragment.passphrase && tries < 3 => {
+                eprintln!("crypt: wrong passphrase, try again");
+                passphrase = Some(prompt("Passphrase: ")?);
+                tries += 1;
+            }
+            Err(e) => return Err(fail(exit::UNOPENABLE, format!("{e}{destroyed}"))),
+        }
+    };
+    let meta = opener.meta().clone();
+    if !meta.note.is_empty() {
+        eprintln!("crypt: the sender's note: {}", meta.note.chars().filter(|c| !c.is_control() || *c == '\n').collect::<String>());
+    }
+    if target.stdout {
+        return match file::to_stdout(opener) {
+            Ok(_) => Ok(()),
+            Err(file::Received::Refused(e)) => Err(fail(
+                exit::UNOPENABLE,
+                format!("{e}: what was written to stdout is incomplete and must be thrown away{destroyed}"),
+            )),
+            Err(_) => Err(fail(exit::UNOPENABLE, format!("cannot write the file to stdout{destroyed}"))),
+        };
+    }
+    let name = file::safe_name(&meta.name);
+    let path = match &target.path {
+        Some(dir) if dir.is_dir() => file::free_name(dir, &name, target.force),
+        Some(path) => path.clone(),
+        None => file::free_name(std::path::Path::new("."), &name, target.force),
+    };
+    match file::receive(opener, &path, target.force) {
+        file::Received::Written(path) => {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            eprintln!("crypt: saved {} ({size} bytes)", path.display());
+            Ok(())
+        }
+        file::Received::Refused(e) => Err(fail(exit::UNOPENABLE, format!("{e}; nothing was written{destroyed}"))),
+        file::Received::Io(why) => Err(fail(exit::UNOPENABLE, format!("{why}; nothing was written{destroyed}"))),
+    }
 }

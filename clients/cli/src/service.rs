@@ -79,6 +79,19 @@ pub struct Viewed {
     pub views_left: u64,
 }
 
+/// What a read fetched: a text (JSON), or a file's bytes still on their way.
+pub enum Fetched {
+    /// A text message.
+    Text(Viewed),
+    /// A file (`application/octet-stream`): its bytes, to be read from the answer.
+    File {
+        /// The answer, its body not yet read (at most [`LARGEST_FILE`] bytes are read of it).
+        body: std::io::Take<reqwest::blocking::Response>,
+        /// Views left after this one.
+        views_left: u64,
+    },
+}
+
 /// The sender's receipt: what happened to a secret.
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct Receipt {
@@ -145,13 +158,63 @@ impl Service {
         serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
     }
 
-    /// Spends one view of the message under `id`: on its last view, this destroys it.
+    /// Stores a file envelope of `len` bytes, read from `body` as it is sent (SPEC Part 2 item
+    /// 11: `application/octet-stream`, `ttl` and `views` in the query).
+    ///
+    /// # Errors
+    /// [`ServiceError`] when it was not stored.
+    pub fn create_file(
+        &self,
+        body: impl Read + Send + 'static,
+        len: u64,
+        ttl: Option<u64>,
+        views: Option<u32>,
+    ) -> Result<Created, ServiceError> {
+        let mut query = Vec::new();
+        if let Some(ttl) = ttl {
+            query.push(format!("ttl={ttl}"));
+        }
+        if let Some(views) = views {
+            query.push(format!("views={views}"));
+        }
+        let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+        let mut req = self
+            .http
+            .post(format!("{}/{query}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(FILE_TIMEOUT)
+            .body(reqwest::blocking::Body::sized(body, len));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let text = self.answer(req.send(), false)?;
+        serde_json::from_str(&text).map_err(|_| ServiceError::Unexpected("the create answer has no id".into()))
+    }
+
+    /// Spends one view of the message under `id`: on its last view, this destroys it. A text
+    /// comes whole; a file's bytes are left in the answer, to be read as they arrive.
     ///
     /// # Errors
     /// [`ServiceError`] when there is none or the service failed.
-    pub fn read(&self, id: &str) -> Result<Viewed, ServiceError> {
-        let text = self.answer(self.http.get(format!("{}/{id}", self.base)).send(), true)?;
+    pub fn read(&self, id: &str) -> Result<Fetched, ServiceError> {
+        let resp = self.http.get(format!("{}/{id}", self.base)).timeout(FILE_TIMEOUT).send();
+        if let Ok(r) = &resp {
+            let file = r
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+            if r.status().is_success() && file {
+                let views_left = r
+                    .headers()
+                    .get("x-views-left")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0);
+                return Ok(Fetched::File { body: resp.expect("checked").take(LARGEST_FILE), views_left });
+            }
+        }
+        let text = self.answer(resp, true)?;
         serde_json::from_str::<Viewed>(&text)
+            .map(Fetched::Text)
             .map_err(|_| ServiceError::Unexpected("the read answer has no message".into()))
     }
 
@@ -215,6 +278,12 @@ impl Service {
 /// The most this command reads of an answer: far more than the largest message a service can
 /// be set to hold in its JSON.
 const LARGEST_ANSWER: u64 = 16 << 20;
+
+/// The most this command reads of a file's answer (a hostile service cannot fill the disk).
+pub const LARGEST_FILE: u64 = 4 << 30;
+
+/// How long a file's upload or download may take: a large file on a slow link.
+const FILE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Why a request failed, in a person's words: reqwest's own message says only "error sending
 /// request", and the reason (refused, no such host, a certificate, a timeout) is at the end of

@@ -189,6 +189,12 @@ impl<W: Write> FileSealer<W> {
         Ok(())
     }
 
+    /// The writer, for a caller that drains what was sealed so far (a reader that streams the
+    /// envelope out as it is made).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Seals the last piece and gives back the writer.
     ///
     /// # Errors

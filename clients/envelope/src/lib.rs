@@ -261,7 +261,7 @@ pub const fn max_plaintext(max_message_bytes: usize) -> usize {
 }
 
 pub mod file;
-pub use file::{open_file, seal_file_with, FileMeta, FileOpener, FileSealer};
+pub use file::{is_file_envelope, open_file, seal_file_with, sealed_len, FileMeta, FileOpener, FileSealer};
 
 #[cfg(test)]
 mod tests;
