@@ -550,7 +550,7 @@ fn open_file(
                 passphrase = Some(prompt("Passphrase: ")?);
                 tries += 1;
             }
-            Err(e) => return Err(fail(exit::UNOPENABLE, format!("{e}{destroyed}"))),
+            Err(e) => return Err(fail(exit::UNOPENABLE, format!("{e}; nothing was written{destroyed}"))),
         }
     };
     let meta = opener.meta().clone();

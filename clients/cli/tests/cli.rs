@@ -162,10 +162,9 @@ fn send_then_open_round_trips_and_the_service_sees_only_ciphertext() {
 }
 
 #[test]
-fn json_output_ttl_and_a_file_as_input() {
+fn json_output_and_ttl() {
     let c = Crypt::start();
-    let input = passphrase_file("from a file\n");
-    let sent = crypt(&["send", "--server", &c.url(), "--ttl", "2h", "--json", "--file", input.as_str()], b"");
+    let sent = crypt(&["send", "--server", &c.url(), "--ttl", "2h", "--json"], b"from a file\n");
     assert!(sent.status.success(), "{}", stderr(&sent));
     let v: serde_json::Value = serde_json::from_str(&stdout(&sent)).unwrap();
     let link = v["link"].as_str().unwrap();
@@ -267,7 +266,7 @@ fn bad_input_and_an_absent_service_are_said_plainly() {
     let c = Crypt::start();
     fails_with(&crypt(&["send", "--server", &c.url()], b""), 2, "nothing to send");
     let huge = vec![b'a'; crypt_envelope::max_plaintext(102_400) + 1];
-    fails_with(&crypt(&["send", "--server", &c.url()], &huge), 2, "at most 76750 fit");
+    fails_with(&crypt(&["send", "--server", &c.url()], &huge), 2, "the secret is more than 76750 bytes");
     let fits = vec![b'a'; crypt_envelope::max_plaintext(102_400)];
     let sent = crypt(&["send", "--server", &c.url()], &fits);
     assert!(sent.status.success(), "the largest secret fits: {}", stderr(&sent));
@@ -385,7 +384,7 @@ fn crypt_on_a_terminal(args: &str, typed: &str) -> (Option<i32>, String) {
 fn on_a_terminal_the_passphrase_is_asked_without_echo_and_can_be_retried() {
     let c = Crypt::start();
     let secret = passphrase_file("typed at a terminal");
-    let send = format!("send --server {} --passphrase --file {}", c.url(), secret.as_str());
+    let send = format!("send --server {} --passphrase < {}", c.url(), secret.as_str());
     let (code, screen) = crypt_on_a_terminal(&send, "open sesame\nopen sesamE\n");
     assert_eq!(code, Some(2), "{screen}");
     assert!(screen.contains("the two passphrases differ; nothing was sent"), "{screen}");
@@ -523,8 +522,211 @@ fn an_endless_input_is_refused_without_being_read_to_its_end() {
 }
 
 #[test]
-fn a_file_too_large_is_refused_with_its_size() {
-    let big = passphrase_file(&"b".repeat(200_000));
-    let out = crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.as_str()], b"");
-    fails_with(&out, 2, "the secret is 200000 bytes; at most 76750 fit");
+fn a_file_too_large_is_refused_before_anything_is_sent() {
+    // Port 9 answers nothing: a refusal that tried to send would say "cannot reach" (exit 1).
+    let dir = Folder::new();
+    let big = dir.path.join("big.bin");
+    std::fs::write(&big, vec![7u8; 10 * 1024 * 1024]).unwrap();
+    let out = crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()], b"");
+    fails_with(&out, 2, "10485760 bytes, 10488379 once encrypted: over the service's limit of 10485760 bytes");
+    // An operator's larger limit is the client's too, through the same setting's name.
+    let mut raised = spawn_crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()]);
+    drop(raised.stdin.take());
+    let _ = raised.wait();
+    let out = Command::new(env!("CARGO_BIN_EXE_crypt"))
+        .args(["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()])
+        .env("CRYPT_MAX_FILE_BYTES", "20000000")
+        .output()
+        .unwrap();
+    fails_with(&out, 1, "cannot reach the service");
+    // A folder is not a file.
+    fails_with(&crypt(&["send", "--server", "http://127.0.0.1:9", "--file", dir.path.to_str().unwrap()], b""), 2, "is not a file");
+}
+
+/// A folder of its own for a test, removed when dropped.
+struct Folder {
+    path: std::path::PathBuf,
+}
+
+impl Folder {
+    fn new() -> Self {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("crypt-cli-files-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+
+    /// The names in it, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs `crypt` with `args` in the folder `cwd`.
+fn crypt_in(cwd: &std::path::Path, args: &[&str]) -> Output {
+    Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_crypt"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CRYPT_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("crypt runs")
+}
+
+/// `GET /{id}` over a plain socket: the status, the headers and the raw bytes of the body.
+fn read_raw(c: &Crypt, id: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Read;
+    let host = c.url().strip_prefix("http://").unwrap().to_owned();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(s, "GET /{id} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    (head[9..12].parse().unwrap(), head, out[split + 4..].to_vec())
+}
+
+/// Stores `envelope` as a file, through the API.
+fn store_file(c: &Crypt, envelope: &[u8]) -> String {
+    use std::io::Read;
+    let host = c.url().strip_prefix("http://").unwrap().to_owned();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        envelope.len()
+    )
+    .unwrap();
+    s.write_all(envelope).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_file_is_sent_and_saved_under_its_name_and_the_service_sees_only_its_size() {
+    let c = Crypt::start();
+    let (from, to) = (Folder::new(), Folder::new());
+    // Every byte value, over several pieces, and a name with a space.
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 65_536) as u8).collect();
+    let report = from.path.join("Q3 report.pdf");
+    std::fs::write(&report, &bytes).unwrap();
+    let pass = passphrase_file("correct horse");
+    let args = ["send", "--server", &c.url(), "--views", "2", "--note", "the signed copy", "--passphrase-file"];
+    let sent = crypt(&[&args[..], &[pass.as_str(), "--file", report.to_str().unwrap()]].concat(), b"");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let link = stdout(&sent).trim().to_owned();
+    assert!(link.ends_with(".p"), "{link}");
+    let opened = crypt_in(&to.path, &["open", &link, "--passphrase-file", pass.as_str()]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    assert!(opened.stdout.is_empty(), "a file goes to its file, not stdout");
+    let said = stderr(&opened);
+    assert!(said.contains("the sender's note: the signed copy"), "{said}");
+    assert!(said.contains("saved ./Q3 report.pdf (3000000 bytes)"), "{said}");
+    assert!(said.contains("can be opened 1 time more"), "{said}");
+    assert!(std::fs::read(to.path.join("Q3 report.pdf")).unwrap() == bytes);
+    // The second view: the name is taken, so the file keeps both, never overwriting.
+    let again = crypt_in(&to.path, &["open", &link, "--passphrase-file", pass.as_str()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(to.names(), ["Q3 report (1).pdf", "Q3 report.pdf"]);
+    fails_with(&crypt_in(&to.path, &["open", &link, "--passphrase-file", pass.as_str()]), 4, "no such secret");
+    // The service held ciphertext only: neither the name, the note nor the bytes.
+    let sent = crypt(&["send", "--server", &c.url(), "--note", "note-words", "--file", report.to_str().unwrap()], b"");
+    let (status, head, body) = read_raw(&c, &id_of(stdout(&sent).trim()));
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: application/octet-stream"), "{head}");
+    assert!(body.starts_with(b"crypt2f"));
+    for plain in [&b"Q3 report"[..], b"note-words", b"application/pdf", &bytes[1000..1064]] {
+        assert!(!body.windows(plain.len()).any(|w| w == plain), "the service saw {:?}", String::from_utf8_lossy(plain));
+    }
+}
+
+#[test]
+fn a_file_goes_where_output_says_and_never_over_a_file_without_force() {
+    let c = Crypt::start();
+    let dir = Folder::new();
+    let input = dir.path.join("id_ed25519");
+    std::fs::write(&input, b"-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n").unwrap();
+    let send = || {
+        let sent = crypt(&["send", "--server", &c.url(), "--file", input.to_str().unwrap()], b"");
+        assert!(sent.status.success(), "{}", stderr(&sent));
+        stdout(&sent).trim().to_owned()
+    };
+    // -o - : stdout, byte for byte.
+    let out = crypt(&["open", &send(), "-o", "-"], b"");
+    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), &b"-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"[..]));
+    // -o an existing file: refused before the fetch (the secret stays), then --force replaces.
+    let taken = dir.path.join("taken");
+    std::fs::write(&taken, b"mine").unwrap();
+    let link = send();
+    fails_with(&crypt(&["open", &link, "-o", taken.to_str().unwrap()], b""), 2, "already exists; give --force");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
+    let forced = crypt(&["open", &link, "-o", taken.to_str().unwrap(), "--force"], b"");
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_eq!(std::fs::read(&taken).unwrap(), b"-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n");
+    // -o a folder: the file keeps its name there.
+    let into = Folder::new();
+    assert!(crypt(&["open", &send(), "-o", into.path.to_str().unwrap()], b"").status.success());
+    assert_eq!(into.names(), ["id_ed25519"]);
+    // A file of zero bytes is a file too.
+    let empty = dir.path.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let sent = crypt(&["send", "--server", &c.url(), "--file", empty.to_str().unwrap()], b"");
+    let out = crypt(&["open", stdout(&sent).trim(), "-o", "-"], b"");
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_hostile_name_is_made_safe_and_a_damaged_file_writes_nothing() {
+    let c = Crypt::start();
+    let key = Key::generate();
+    let fragment = Fragment { key: key.clone(), passphrase: false }.encode();
+    let seal = |name: &str, bytes: &[u8]| {
+        let meta = crypt_envelope::FileMeta { name: name.into(), ..Default::default() };
+        crypt_envelope::seal_file_with(bytes, &meta, &key, None, [1; 16], [2; 16]).unwrap()
+    };
+    let link_to = |id: &str| format!("{}/s/{id}#{fragment}", c.url());
+    let dir = Folder::new();
+    for (name, safe) in [("../escape", "escape"), ("/etc/passwd", "passwd"), ("a\u{1b}]0;x\u{7}b", "a]0;xb"), ("", "crypt-file")] {
+        let id = store_file(&c, &seal(name, b"payload"));
+        let out = crypt_in(&dir.path, &["open", &link_to(&id)]);
+        assert!(out.status.success(), "{name:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read(dir.path.join(safe)).unwrap(), b"payload", "{name:?}");
+        std::fs::remove_file(dir.path.join(safe)).unwrap();
+    }
+    assert!(!dir.path.parent().unwrap().join("escape").exists());
+    // Cut, altered and reordered envelopes: a clear error, exit 3, and nothing left behind.
+    let whole = seal("four-pieces.bin", &(0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    // The header (magic, mode, file nonce) is 24 bytes, then pieces of 64 KiB and a tag.
+    let (head, piece) = (24, 65_536 + 16);
+    let mut swapped = whole.clone();
+    swapped[head + piece..head + 2 * piece].copy_from_slice(&whole[head + 2 * piece..head + 3 * piece]);
+    swapped[head + 2 * piece..head + 3 * piece].copy_from_slice(&whole[head + piece..head + 2 * piece]);
+    let mut flipped = whole.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let mut key_wrong = whole.clone();
+    key_wrong[30] ^= 1;
+    for (what, damaged) in
+        [("cut", whole[..head + 2 * piece].to_vec()), ("flipped", flipped), ("swapped", swapped), ("first piece", key_wrong)]
+    {
+        let id = store_file(&c, &damaged);
+        let out = crypt_in(&dir.path, &["open", &link_to(&id)]);
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", stderr(&out));
+        assert!(stderr(&out).contains("nothing was written"), "{what}: {}", stderr(&out));
+        assert_eq!(dir.names(), Vec::<String>::new(), "{what}: a partial file was left");
+    }
 }
