@@ -1283,7 +1283,8 @@ async fn a_file_reads_back_as_its_bytes(launch: Launch) {
     // A one-byte file that is not UTF-8, deleted by its sender before it is read.
     let r = t.send("POST", "/", Some(vec![0xff]), &OCTET_STREAM).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let (small, receipt) = (r.json()["id"].as_str().unwrap().to_owned(), r.json()["receipt"].as_str().unwrap().to_owned());
+    let (small, receipt) =
+        (r.json()["id"].as_str().unwrap().to_owned(), r.json()["receipt"].as_str().unwrap().to_owned());
     let deleted = delete_with(&t, &small, Some(&format!("Bearer {receipt}"))).await;
     assert_eq!((deleted.status, deleted.json()["state"].as_str()), (200, Some("deleted")));
     assert_eq!(t.get(&format!("/{small}")).await.status, 404);

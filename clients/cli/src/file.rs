@@ -27,7 +27,15 @@ impl<R: Read> SealingReader<R> {
     pub fn new(input: R, len: u64, key: &Key, passphrase: Option<&str>, meta: &FileMeta) -> io::Result<Self> {
         let sealer = FileSealer::new(Vec::with_capacity(2 * crypt_envelope::file::CHUNK), key, passphrase, meta)?;
         let piece = vec![0u8; crypt_envelope::file::CHUNK];
-        Ok(Self { input: input.take(len), sealer: Some(sealer), tail: Vec::new(), at: 0, expected: len, seen: 0, piece })
+        Ok(Self {
+            input: input.take(len),
+            sealer: Some(sealer),
+            tail: Vec::new(),
+            at: 0,
+            expected: len,
+            seen: 0,
+            piece,
+        })
     }
 }
 
@@ -131,7 +139,10 @@ pub fn write_plain(bytes: impl Read, target: &Path, force: bool) -> Received {
 pub fn receive(mut opener: impl Read, target: &Path, force: bool) -> Received {
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !force && target.exists() {
-        return Received::Io(format!("{} already exists; give --force to replace it, or -o another path", target.display()));
+        return Received::Io(format!(
+            "{} already exists; give --force to replace it, or -o another path",
+            target.display()
+        ));
     }
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let temp = dir.join(format!(".crypt-partial-{}-{stamp}", std::process::id()));
@@ -157,10 +168,9 @@ pub fn receive(mut opener: impl Read, target: &Path, force: bool) -> Received {
     let _ = std::fs::remove_file(&temp);
     match placed {
         Ok(()) => Received::Written(target.to_owned()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Received::Io(format!(
-            "{} already exists; give --force to replace it, or -o another path",
-            target.display()
-        )),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Received::Io(format!("{} already exists; give --force to replace it, or -o another path", target.display()))
+        }
         Err(e) => Received::Io(format!("cannot write {}: {e}", target.display())),
     }
 }

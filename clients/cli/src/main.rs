@@ -502,7 +502,9 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>, output: Option<PathBuf
                 Ok(())
             }
             file::Received::Refused(e) => Err(fail(exit::UNOPENABLE, e.to_string())),
-            file::Received::Io(why) => Err(fail(exit::UNOPENABLE, format!("{why}. The secret was destroyed on the service"))),
+            file::Received::Io(why) => {
+                Err(fail(exit::UNOPENABLE, format!("{why}. The secret was destroyed on the service")))
+            }
         };
     }
     let mut out = std::io::stdout().lock();
@@ -555,7 +557,10 @@ fn open_file(
     };
     let meta = opener.meta().clone();
     if !meta.note.is_empty() {
-        eprintln!("crypt: the sender's note: {}", meta.note.chars().filter(|c| !c.is_control() || *c == '\n').collect::<String>());
+        eprintln!(
+            "crypt: the sender's note: {}",
+            meta.note.chars().filter(|c| !c.is_control() || *c == '\n').collect::<String>()
+        );
     }
     if target.stdout {
         return match file::to_stdout(opener) {

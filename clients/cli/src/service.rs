@@ -204,11 +204,8 @@ impl Service {
                 .get(reqwest::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
             if r.status().is_success() && file {
-                let views_left = r
-                    .headers()
-                    .get("x-views-left")
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0);
+                let views_left =
+                    r.headers().get("x-views-left").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
                 return Ok(Fetched::File { body: resp.expect("checked").take(LARGEST_FILE), views_left });
             }
         }

@@ -540,7 +540,11 @@ fn a_file_too_large_is_refused_before_anything_is_sent() {
         .unwrap();
     fails_with(&out, 1, "cannot reach the service");
     // A folder is not a file.
-    fails_with(&crypt(&["send", "--server", "http://127.0.0.1:9", "--file", dir.path.to_str().unwrap()], b""), 2, "is not a file");
+    fails_with(
+        &crypt(&["send", "--server", "http://127.0.0.1:9", "--file", dir.path.to_str().unwrap()], b""),
+        2,
+        "is not a file",
+    );
 }
 
 /// A folder of its own for a test, removed when dropped.
@@ -668,7 +672,10 @@ fn a_file_goes_where_output_says_and_never_over_a_file_without_force() {
     };
     // -o - : stdout, byte for byte.
     let out = crypt(&["open", &send(), "-o", "-"], b"");
-    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), &b"-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"[..]));
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"[..])
+    );
     // -o an existing file: refused before the fetch (the secret stays), then --force replaces.
     let taken = dir.path.join("taken");
     std::fs::write(&taken, b"mine").unwrap();
@@ -701,7 +708,9 @@ fn a_hostile_name_is_made_safe_and_a_damaged_file_writes_nothing() {
     };
     let link_to = |id: &str| format!("{}/s/{id}#{fragment}", c.url());
     let dir = Folder::new();
-    for (name, safe) in [("../escape", "escape"), ("/etc/passwd", "passwd"), ("a\u{1b}]0;x\u{7}b", "a]0;xb"), ("", "crypt-file")] {
+    for (name, safe) in
+        [("../escape", "escape"), ("/etc/passwd", "passwd"), ("a\u{1b}]0;x\u{7}b", "a]0;xb"), ("", "crypt-file")]
+    {
         let id = store_file(&c, &seal(name, b"payload"));
         let out = crypt_in(&dir.path, &["open", &link_to(&id)]);
         assert!(out.status.success(), "{name:?}: {}", stderr(&out));
@@ -720,9 +729,12 @@ fn a_hostile_name_is_made_safe_and_a_damaged_file_writes_nothing() {
     *flipped.last_mut().unwrap() ^= 1;
     let mut key_wrong = whole.clone();
     key_wrong[30] ^= 1;
-    for (what, damaged) in
-        [("cut", whole[..head + 2 * piece].to_vec()), ("flipped", flipped), ("swapped", swapped), ("first piece", key_wrong)]
-    {
+    for (what, damaged) in [
+        ("cut", whole[..head + 2 * piece].to_vec()),
+        ("flipped", flipped),
+        ("swapped", swapped),
+        ("first piece", key_wrong),
+    ] {
         let id = store_file(&c, &damaged);
         let out = crypt_in(&dir.path, &["open", &link_to(&id)]);
         assert_eq!(out.status.code(), Some(3), "{what}: {}", stderr(&out));

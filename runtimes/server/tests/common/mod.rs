@@ -59,6 +59,13 @@ impl Crypt {
     }
 }
 
+impl Crypt {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Crypt {
     fn drop(&mut self) {
         let _ = self.child.kill();
