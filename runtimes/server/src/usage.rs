@@ -35,6 +35,9 @@ invalid value stops start-up with one line naming it (exit code 2). Defaults in 
   CRYPT_ID_ATTEMPTS                 ids tried before answering 500 [5]
   CRYPT_MAX_MESSAGE_BYTES           larger message: 413 [102400]
   CRYPT_MAX_BODY_BYTES              larger body: 413, reading stops [1048576]
+  CRYPT_MAX_FILE_BYTES              larger file (octet-stream create): 413 [10485760]
+  CRYPT_MAX_INFLIGHT_BODY_BYTES     what all bodies may hold at once; past it, an
+                                    upload waits, then 503 [268435456]
   CRYPT_DEFAULT_TTL_SECS            when a request names no ttl [86400]
   CRYPT_MIN_TTL_SECS                shortest ttl a request may ask [60]
   CRYPT_MAX_TTL_SECS                longest ttl a request may ask [86400]
