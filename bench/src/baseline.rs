@@ -41,8 +41,32 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+/// Files (an `application/octet-stream` create), in memory whatever the store: the raw bytes
+/// under a random id, answered back as they are (the work crypt's file create and read do).
+fn files() -> &'static Mutex<HashMap<String, Bytes>> {
+    static FILES: std::sync::OnceLock<Mutex<HashMap<String, Bytes>>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
+    let octets = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v == "application/octet-stream");
+    if req.method() == Method::POST && path == "/" && octets {
+        let Ok(body) = Limited::new(req.into_body(), 10 << 20).collect().await else {
+            return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"too large"}"#.into()));
+        };
+        let id = Alphanumeric.sample_string(&mut rand::rng(), 5);
+        files().lock().unwrap().insert(id.clone(), body.to_bytes());
+        return Ok(reply(StatusCode::OK, serde_json::json!({ "id": id }).to_string()));
+    }
+    if req.method() == Method::GET {
+        if let Some(bytes) = files().lock().unwrap().remove(path.trim_start_matches('/')) {
+            let mut r = Response::new(Full::new(bytes));
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+            return Ok(r);
+        }
+    }
     if req.method() == Method::POST && path == "/" {
         let Ok(body) = Limited::new(req.into_body(), 1 << 20).collect().await else {
             return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"too large"}"#.into()));

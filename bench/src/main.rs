@@ -4,6 +4,7 @@
 //! cargo run --release -p crypt-bench                 # the full sweep, writes bench/RESULTS.md
 //! cargo run --release -p crypt-bench -- --quick      # a few seconds: completes with zero errors?
 //! cargo run --release -p crypt-bench -- --headline   # only the 32-connection comparison
+//! cargo run --release -p crypt-bench -- --headline --store files   # only files: 10 MiB, memory, envelope
 //! cargo run --release -p crypt-bench -- --headline --clients 1000  # deployed rows with 1,000 clients
 //! cargo run --release -p crypt-bench -- --headline --runs 21        # medians of 21 alternating runs
 //! cargo run --release -p crypt-bench -- --headline --store redis --redis-own-core  # Redis on a core of its own
@@ -30,7 +31,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Impl {
@@ -120,6 +121,20 @@ impl Server {
         server
     }
 
+    /// crypt in a child process of its own, with `CRYPT_MAX_INFLIGHT_BODY_BYTES` set when given.
+    fn start_with_env(which: Impl, shape: Shape, inflight: Option<String>) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+        cmd.args(["serve", which.name(), shape.arg()]);
+        if let Some(bytes) = inflight {
+            cmd.env("CRYPT_MAX_INFLIGHT_BODY_BYTES", bytes);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("READY line");
+        let addr = line.trim().strip_prefix("READY ").expect("READY <addr>").parse().expect("addr");
+        Server { child, addr }
+    }
+
     /// A `crypt-server` binary (`CRYPT_BENCH_BINARY`: the static build the container image
     /// ships, say) in place of crypt inside this process, with the same settings. It logs its
     /// address; the rest of its log is drained so that it never blocks on a full pipe.
@@ -203,6 +218,10 @@ impl Drop for Server {
 fn crypt_vars(shape: &str, redis_url: Option<String>) -> Vec<(&'static str, String)> {
     let mut vars =
         vec![("CRYPT_LISTEN", "127.0.0.1:0".to_owned()), ("CRYPT_MEMORY_CAPACITY_BYTES", (8u64 << 30).to_string())];
+    // The files section's in-flight bound, handed down by its parent.
+    if let Ok(bytes) = std::env::var("CRYPT_MAX_INFLIGHT_BODY_BYTES") {
+        vars.push(("CRYPT_MAX_INFLIGHT_BODY_BYTES", bytes));
+    }
     match shape {
         "off" => vars.push(("CRYPT_RATE_LIMIT_MAX", "0".to_owned())),
         // As shipped but with limiting off: the default's price without the limiter
@@ -376,6 +395,140 @@ fn durable(rt: &tokio::runtime::Runtime, plan: &Plan) -> (String, u64) {
         bytes / stored_count.max(1) as u64
     );
     drop(server);
+    (report, errors)
+}
+
+/// One HTTP/1.1 exchange on a kept-alive connection: the status and the body (read by its
+/// Content-Length).
+async fn exchange(stream: &mut tokio::net::TcpStream, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 256 * 1024];
+    let (status, len, start) = loop {
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status = head[9..12].parse().expect("status");
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().expect("length"));
+            break (status, len, end + 4);
+        }
+    };
+    while buf.len() < start + len {
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, buf[start..start + len].to_vec())
+}
+
+/// Creates a 10 MiB file and reads it back, `rounds` times on one connection: MB/s of the
+/// bytes moved (up and down), and how many came back wrong.
+async fn file_round_trips(addr: SocketAddr, file: &[u8], rounds: usize) -> (f64, usize) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        file.len()
+    );
+    let started = Instant::now();
+    let mut wrong = 0;
+    for _ in 0..rounds {
+        let (status, body) = exchange(&mut stream, &head, file).await;
+        let id =
+            serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+        let Some(id) = id.filter(|_| status == 200) else {
+            wrong += 1;
+            continue;
+        };
+        let (status, back) = exchange(&mut stream, &format!("GET /{id} HTTP/1.1\r\nHost: bench\r\n\r\n"), &[]).await;
+        wrong += usize::from(status != 200 || back != file);
+    }
+    let moved = (2 * rounds * file.len()) as f64;
+    (moved / started.elapsed().as_secs_f64() / 1e6, wrong)
+}
+
+/// 32 uploads of a 10 MiB file at once, each on its own connection: their statuses.
+async fn concurrent_uploads(addr: SocketAddr, file: &[u8], count: usize) -> Vec<u16> {
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        file.len()
+    );
+    let uploads = (0..count).map(|_| {
+        let head = head.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            exchange(&mut stream, &head, file).await.0
+        }
+    });
+    futures::future::join_all(uploads).await
+}
+
+/// Section 1d: files. A 10 MiB file's create and read against the baseline doing the same with
+/// raw bytes; the server's peak memory with 32 concurrent 10 MiB uploads, by in-flight bound;
+/// and the file envelope's speed (what `crypt send --file` and `crypt open` run).
+fn files_section(rt: &tokio::runtime::Runtime, plan: &Plan) -> (String, u64) {
+    let mut report = String::new();
+    let mut errors = 0u64;
+    let file: Vec<u8> = (0..10usize << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let (runs, rounds) = if plan.quick { (1, 3) } else { (plan.headline_runs, 20) };
+    let _ = writeln!(
+        report,
+        "\n## Files: 10 MiB (one connection, create then read, {rounds} files a run; median of {runs} alternating runs)\n\n\
+         The baseline stores the raw bytes in a map and answers them back; crypt does the same through its rules \
+         (memory store, limiting off). MB/s counts the bytes moved both ways.\n"
+    );
+    let mut rates = [Vec::new(), Vec::new()];
+    for run in 0..runs {
+        for (k, which) in [(0, Impl::Crypt), (1, Impl::Baseline)].into_iter().cycle().skip(run % 2).take(2) {
+            let server = Server::start(which, None, Shape::Off);
+            let (rate, wrong) = rt.block_on(file_round_trips(server.addr, &file, rounds));
+            errors += wrong as u64;
+            eprintln!("files {} run {run}: {rate:.0} MB/s, {wrong} wrong", which.name());
+            rates[k].push(rate);
+        }
+    }
+    let (crypt, baseline) = (median(rates[0].clone()), median(rates[1].clone()));
+    let _ = writeln!(report, "| server | MB/s |\n|---|---:|\n| crypt | {crypt:.0} |\n| baseline | {baseline:.0} |");
+    let _ = writeln!(report, "\ncrypt against the baseline: **{:.2}×**.\n", crypt / baseline);
+    let _ = writeln!(report, "| 32 uploads of 10 MiB at once | answers | server peak RSS MiB |\n|---|---|---:|");
+    for (label, bound) in [("in-flight bound 64 MiB", Some(64u64 << 20)), ("default bound (256 MiB)", None)] {
+        let server = Server::start_with_env(Impl::Crypt, Shape::Off, bound.map(|b| b.to_string()));
+        let statuses = rt.block_on(concurrent_uploads(server.addr, &file, 32));
+        let mut counts = std::collections::BTreeMap::new();
+        for s in statuses {
+            *counts.entry(s).or_insert(0) += 1;
+        }
+        errors += counts.iter().filter(|(s, _)| ![200, 503].contains(*s)).map(|(_, n)| *n as u64).sum::<u64>();
+        let _ = writeln!(report, "| {label} | {counts:?} | {:.0} |", server.peak_rss_mib());
+    }
+    let _ = writeln!(report, "\n(The 32 files kept by the memory store are 320 MiB of that.)\n");
+    // The envelope's own speed, on this core: 64 MiB sealed and opened in 64 KiB writes.
+    let key = crypt_envelope::Key::generate();
+    let meta = crypt_envelope::FileMeta { name: "bench.bin".into(), ..Default::default() };
+    let big: Vec<u8> = file.iter().copied().cycle().take(64 << 20).collect();
+    let started = Instant::now();
+    let mut sealer = crypt_envelope::FileSealer::new(Vec::with_capacity(65 << 20), &key, None, &meta).expect("sealer");
+    for piece in big.chunks(64 * 1024) {
+        std::io::Write::write_all(&mut sealer, piece).expect("seal");
+    }
+    let sealed = sealer.finish().expect("finish");
+    let seal_rate = big.len() as f64 / started.elapsed().as_secs_f64() / 1e6;
+    let started = Instant::now();
+    let (_, opened) = crypt_envelope::open_file(&sealed, &key, None).expect("opens");
+    let open_rate = big.len() as f64 / started.elapsed().as_secs_f64() / 1e6;
+    errors += u64::from(opened != big);
+    let _ = writeln!(
+        report,
+        "File envelope (AES-256-GCM in 64 KiB pieces, one core): seals at **{seal_rate:.0} MB/s**, opens at \
+         **{open_rate:.0} MB/s** (64 MiB)."
+    );
     (report, errors)
 }
 
@@ -688,6 +841,14 @@ Machine: {cores} cores; load generator on the same machine.
     if only_store.as_deref().is_none_or(|only| only == "sqlite") {
         let (text, durable_errors) = durable(&rt, &plan);
         errors += durable_errors;
+        report.push_str(&text);
+    }
+
+    // 1d. Files: 10 MiB through crypt and the baseline, memory under concurrent uploads, and the
+    //     envelope's speed.
+    if only_store.as_deref().is_none_or(|only| only == "files") {
+        let (text, file_errors) = files_section(&rt, &plan);
+        errors += file_errors;
         report.push_str(&text);
     }
 
