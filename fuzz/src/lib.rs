@@ -221,6 +221,12 @@ pub fn stored(data: &[u8]) {
             );
         }
     }
+    // Any bytes are a file (SPEC Part 2 item 11), and come back as that file.
+    if let Ok(message) = Message::file(crypt_domain::Bytes::copy_from_slice(data), &Policy::default()) {
+        let written =
+            Record::new(&StoredMessage { message, expires_at: u64::from_be_bytes(be), views: 2, receipt: None });
+        assert_eq!(Record::decode(written.encode()).as_ref(), Ok(&written), "a written file did not read back");
+    }
 }
 
 /// The settings parser: `NAME=value` lines (the environment) when the first byte is even, a
