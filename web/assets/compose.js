@@ -1,5 +1,5 @@
 // The compose page: encrypt in the browser, store the envelope, show the link with its key.
-import { generateKey, seal, encodeFragment, MAX_PLAINTEXT } from "./envelope.js";
+import { generateKey, seal, sealFile, sealedFileLength, encodeFragment, MAX_PLAINTEXT } from "./envelope.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("compose");
@@ -14,6 +14,64 @@ function fail(message) {
 
 /** The service's base URL: this page is its root. */
 const base = new URL(".", location.href);
+/** The largest file the service takes, sealed (its CRYPT_MAX_FILE_BYTES). */
+const maxFileBytes = Number(form.dataset.maxFileBytes) || 10485760;
+const fileField = $("file");
+
+/** "3.2 MB", "640 KB", "12 bytes". */
+function size(bytes) {
+  if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
+}
+
+/** The file chosen, or null. */
+function chosenFile() {
+  return fileField.files && fileField.files.length > 0 ? fileField.files[0] : null;
+}
+
+/** With a file, the text becomes its note; without, the secret. */
+function fileChanged() {
+  const file = chosenFile();
+  $("secret-label").textContent = file ? "Note (optional)" : "Secret";
+  $("secret-help").textContent = file ? "Sent with the file, encrypted with it." : "Up to 76,750 bytes of text.";
+  $("file-chosen").hidden = file === null;
+  $("clear-file").hidden = file === null;
+  error.hidden = true;
+  if (file === null) return;
+  $("file-chosen").textContent = `File: ${file.name} (${size(file.size)})`;
+  const sealed = sealedFileLength(file.size, { name: file.name, type: file.type, note: "" }, false);
+  if (sealed > maxFileBytes) {
+    fail(`${file.name} is ${size(file.size)}; at most ${size(maxFileBytes)} fit once encrypted. Nothing was sent.`);
+  }
+}
+
+/** POSTs `body` with its upload's progress shown; resolves to { status, body, retryAfter }. */
+function upload(url, body, contentType) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.setRequestHeader("Content-Type", contentType);
+    xhr.setRequestHeader("Accept", "application/json");
+    const progress = $("progress");
+    progress.hidden = false;
+    progress.value = 0;
+    xhr.upload.onprogress = (e) => {
+      if (!e.lengthComputable) return;
+      const percent = Math.floor((100 * e.loaded) / e.total);
+      progress.value = percent;
+      status.textContent = `Uploading… ${percent}%`;
+    };
+    xhr.onload = () => {
+      progress.hidden = true;
+      let parsed = {};
+      try { parsed = JSON.parse(xhr.responseText); } catch { parsed = {}; }
+      resolve({ status: xhr.status, body: parsed, retryAfter: xhr.getResponseHeader("Retry-After") });
+    };
+    xhr.onerror = () => { progress.hidden = true; reject(new Error("network")); };
+    xhr.send(body);
+  });
+}
 
 async function create(event) {
   event.preventDefault();
@@ -24,35 +82,49 @@ async function create(event) {
   const viewsField = $("views");
   const views = Number(viewsField.value);
   const maxViews = Number(viewsField.max);
-  if (secret.trim() === "") return fail("Write the secret first.");
+  const file = chosenFile();
+  if (secret.trim() === "" && file === null) return fail("Write the secret first, or choose a file.");
   if (!Number.isInteger(views) || views < 1 || views > maxViews) {
     viewsField.focus();
     return fail(`The times it can be opened must be a whole number from 1 to ${maxViews}.`);
   }
-  if (plaintext.length > MAX_PLAINTEXT) {
+  if (file !== null) {
+    const meta = { name: file.name, type: file.type, note: secret };
+    const sealed = sealedFileLength(file.size, meta, passphrase === "" ? null : passphrase);
+    if (sealed > maxFileBytes) {
+      return fail(`${file.name} is ${size(file.size)}; at most ${size(maxFileBytes)} fit once encrypted. Nothing was sent.`);
+    }
+  } else if (plaintext.length > MAX_PLAINTEXT) {
     return fail(`The secret is ${plaintext.length} bytes; at most ${MAX_PLAINTEXT} fit once encrypted.`);
   }
   $("create").disabled = true;
   status.textContent = passphrase ? "Encrypting (the passphrase takes a moment)…" : "Encrypting…";
   try {
     const key = generateKey();
-    const envelope = await seal(plaintext, key, passphrase === "" ? null : passphrase);
-    status.textContent = "Storing…";
-    let resp;
+    const ttl = Number($("ttl").value);
+    let answer;
     try {
-      resp = await fetch(new URL(".", base), {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "Accept": "application/json" },
-        body: JSON.stringify({ message: envelope, ttl: Number($("ttl").value), views }),
-        cache: "no-store",
-      });
-    } catch {
+      if (file !== null) {
+        // The file is sealed here, whole, then sent as bytes: the name, type, note and
+        // contents leave the browser only encrypted.
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        const meta = { name: file.name, type: file.type, note: secret };
+        const envelope = await sealFile(bytes, meta, key, passphrase === "" ? null : passphrase);
+        status.textContent = "Uploading…";
+        answer = await upload(new URL(`./?ttl=${ttl}&views=${views}`, base), envelope, "application/octet-stream");
+      } else {
+        const envelope = await seal(plaintext, key, passphrase === "" ? null : passphrase);
+        status.textContent = "Storing…";
+        answer = await upload(new URL(".", base), JSON.stringify({ message: envelope, ttl, views }), "application/json");
+      }
+    } catch (e) {
+      if (e instanceof Error && e.message !== "network") throw e;
       return fail("Could not reach the service (the network, or the service, is down). Try again.");
     }
-    const body = await resp.json().catch(() => ({}));
-    if (!resp.ok) {
-      const wait = resp.headers.get("Retry-After");
-      const why = body.error || `HTTP ${resp.status}`;
+    const body = answer.body;
+    if (answer.status < 200 || answer.status >= 300) {
+      const wait = answer.retryAfter;
+      const why = body.error || `HTTP ${answer.status}`;
       return fail(`The service refused: ${why}${wait ? ` (try again in ${wait} s)` : ""}.`);
     }
     if (typeof body.id !== "string" || !/^[A-Za-z0-9]+$/.test(body.id)) {
@@ -85,6 +157,8 @@ async function create(event) {
     $("secret").value = "";
     $("passphrase").value = "";
     viewsField.value = "1";
+    fileField.value = "";
+    fileChanged();
   } catch (e) {
     fail(`Could not create the link: ${e.message}`);
   } finally {
@@ -105,6 +179,19 @@ async function copy(field, button) {
 }
 
 form.addEventListener("submit", create);
+fileField.addEventListener("change", fileChanged);
+$("clear-file").addEventListener("click", () => { fileField.value = ""; fileChanged(); });
+// A file dropped anywhere on the form is the file to send.
+form.addEventListener("dragover", (e) => { e.preventDefault(); form.classList.add("dropping"); });
+form.addEventListener("dragleave", () => form.classList.remove("dropping"));
+form.addEventListener("drop", (e) => {
+  e.preventDefault();
+  form.classList.remove("dropping");
+  if (e.dataTransfer && e.dataTransfer.files.length > 0) {
+    fileField.files = e.dataTransfer.files;
+    fileChanged();
+  }
+});
 $("copy-link").addEventListener("click", () => copy($("link"), $("copy-link")));
 $("copy-receipt").addEventListener("click", () => copy($("receipt-link"), $("copy-receipt")));
 $("another").addEventListener("click", () => {

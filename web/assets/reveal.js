@@ -1,6 +1,6 @@
 // The reveal page. Loading it touches nothing on the server: only the reveal button fetches the
 // secret (and so spends one of its views; the last destroys it). Decryption happens here, with the key from the link's fragment.
-import { decodeFragment, needsPassphrase, open, EnvelopeError } from "./envelope.js";
+import { decodeFragment, needsPassphrase, open, openFile, isFileEnvelope, EnvelopeError } from "./envelope.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -39,6 +39,79 @@ function show(text, encrypted) {
   $("revealed-title").focus();
 }
 
+/** A name safe to save under: its last path component, without control characters. */
+function safeName(name) {
+  const last = String(name).split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
+  return last === "" || last === "." || last === ".." ? "crypt-file" : last.slice(0, 200);
+}
+
+function size(bytes) {
+  if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
+}
+
+let saved = null; // { url, name }: the file, once opened, for the Save button
+
+function showFile(meta, file, encrypted) {
+  const name = safeName(meta.name);
+  if (saved) URL.revokeObjectURL(saved.url);
+  saved = { url: URL.createObjectURL(new Blob([file], { type: meta.type || "application/octet-stream" })), name };
+  $("file-name").textContent = name;
+  $("file-size").textContent = `(${size(file.length)})`;
+  $("file-note-box").hidden = meta.note === "";
+  $("file-note").textContent = meta.note;
+  $("file-burned").hidden = viewsLeft > 0;
+  $("file-views-left").hidden = viewsLeft === 0;
+  $("file-views-left").textContent = viewsLeft === 1
+    ? "The link can open it 1 more time; then it is destroyed on the server."
+    : `The link can open it ${viewsLeft} more times; then it is destroyed on the server.`;
+  $("file-plain-warning").hidden = encrypted;
+  $("reveal-form").hidden = true;
+  $("intro").hidden = true;
+  $("no-key").hidden = true;
+  $("revealed-file").hidden = false;
+  error.hidden = true;
+  status.textContent = "";
+  $("file-title").focus();
+}
+
+function saveFile() {
+  if (!saved) return;
+  const a = document.createElement("a");
+  a.href = saved.url;
+  a.download = saved.name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/** A file's bytes, read as they arrive, with the progress shown. */
+async function download(resp) {
+  const total = Number(resp.headers.get("Content-Length")) || 0;
+  const progress = $("progress");
+  if (!resp.body || !resp.body.getReader) return new Uint8Array(await resp.arrayBuffer());
+  const reader = resp.body.getReader();
+  const pieces = [];
+  let received = 0;
+  progress.hidden = total === 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    pieces.push(value);
+    received += value.length;
+    if (total > 0) {
+      progress.value = Math.floor((100 * received) / total);
+      status.textContent = `Downloading… ${progress.value}%`;
+    }
+  }
+  progress.hidden = true;
+  if (total > 0 && received !== total) throw new Error("cut");
+  const bytes = new Uint8Array(received);
+  pieces.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
+  return bytes;
+}
+
 function setUp() {
   if (!id) {
     $("reveal").disabled = true;
@@ -65,6 +138,15 @@ async function fetchEnvelope() {
     resp = await fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
   } catch {
     throw new Error("Could not reach the service (the network, or the service, is down). Try again: if it then says the secret was already read, it was lost on the way.");
+  }
+  const isFile = (resp.headers.get("Content-Type") || "").startsWith("application/octet-stream");
+  if (resp.ok && isFile) {
+    viewsLeft = Number(resp.headers.get("X-Views-Left")) || 0;
+    try {
+      return await download(resp);
+    } catch {
+      throw new Error("The service's answer was cut off on its way here. The secret is probably destroyed on the server and cannot be shown: ask the sender for a new one.");
+    }
   }
   const body = await resp.json().catch(() => null);
   if (resp.status === 404) {
@@ -96,6 +178,15 @@ async function reveal(event) {
   $("reveal").disabled = true;
   try {
     if (envelope === null) envelope = await fetchEnvelope();
+    if (envelope instanceof Uint8Array) {
+      if (!isFileEnvelope(envelope)) return showFile({ name: "", type: "", note: "" }, envelope, false);
+      if (!fragment) {
+        throw new EnvelopeError("no-key", "This file is encrypted and the link has no key: it cannot be opened, and it is now destroyed on the server.");
+      }
+      status.textContent = fragment.passphrase ? "Decrypting (the passphrase takes a moment)…" : "Decrypting…";
+      const opened = await openFile(envelope, fragment.key, fragment.passphrase ? passphraseField.value : null);
+      return showFile(opened.meta, opened.file, true);
+    }
     let encrypted = true;
     try {
       needsPassphrase(envelope);
@@ -147,4 +238,5 @@ async function copySecret() {
 
 setUp();
 $("reveal-form").addEventListener("submit", reveal);
+$("save-file").addEventListener("click", saveFile);
 $("copy-secret").addEventListener("click", copySecret);

@@ -14,12 +14,18 @@
 //                                            answer is cut short on the way back, with "refused"
 //                                            it never leaves the browser
 //   composeFaults: ["cut" | "refused"],      a create through the form with that fault
+//   fileCompose: [{ path, note?, passphrase?, views? }],  files chosen and sent through the form
+//   fileTooLarge: path,                      a file over the limit: refused before any upload
+//   fileOpen: [{ link, passphrase?, saveTo }], revealed in the recipient's context and saved
+//                                            with the Save button to the path saveTo
 //   receipts: [{ link, press: [..] }],       the sender's receipt page ("composed:N": the receipt
 //                                            link the form gave for compose[N]), loaded (its requests
 //                                            recorded), then each button pressed in order:
 //                                            "check", "again" (check again) or "delete"
 // }
 // result = { composed: [link], receiptLinks: [link], composedSaid: [{ label, expiry }],
+//            fileComposed: [link], fileTooLarge: { error, posts },
+//            fileOpened: [{ name, size, note, error, saved, viewsLeft, burned }],
 //            opened: [{ link, text, error, plainWarning, burned, viewsLeft }],
 //            composeFaults: [{ fault, error, link }],
 //            receipts: [{ link, loadRequests: [path], loadError, checkDisabled,
@@ -37,7 +43,8 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
-const result = { composed: [], receiptLinks: [], composedSaid: [], opened: [], composeFaults: [], receipts: [], console: [] };
+const result = { composed: [], receiptLinks: [], composedSaid: [], opened: [], composeFaults: [], receipts: [], console: [],
+  fileComposed: [], fileTooLarge: null, fileOpened: [] };
 
 // Breaks the API request whose path is `path` in `page`, as `fault` says.
 async function inject(page, path, method, fault) {
@@ -81,6 +88,33 @@ try {
       expiry: await page.locator("#expiry").textContent(),
     });
     if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-link.png`, fullPage: true });
+  }
+
+  // Files, chosen and sent through the form.
+  for (const [i, item] of (plan.fileCompose || []).entries()) {
+    await page.goto(plan.base + "/", { waitUntil: "load" });
+    await page.setInputFiles("#file", item.path);
+    if (item.note) await page.getByLabel("Note (optional)", { exact: true }).fill(item.note);
+    if (item.passphrase) await page.getByLabel("Passphrase (optional)").fill(item.passphrase);
+    if (item.views) await page.getByLabel("Times it can be opened").fill(String(item.views));
+    if (i === 0) await page.screenshot({ path: `${plan.shots}-file-compose-form.png`, fullPage: true });
+    await page.getByRole("button", { name: "Encrypt and create link" }).click();
+    await page.locator("#result").waitFor({ state: "visible", timeout: 30000 });
+    result.fileComposed.push(await page.locator("#link").inputValue());
+    if (i === 0) await page.screenshot({ path: `${plan.shots}-file-compose-link.png`, fullPage: true });
+  }
+  if (plan.fileTooLarge) {
+    const p = await sender.newPage();
+    watch(p);
+    let posts = 0;
+    p.on("request", (r) => { if (r.method() === "POST") posts += 1; });
+    await p.goto(plan.base + "/", { waitUntil: "load" });
+    await p.setInputFiles("#file", plan.fileTooLarge);
+    await p.getByRole("button", { name: "Encrypt and create link" }).click();
+    await p.locator("#error").waitFor({ state: "visible", timeout: 20000 });
+    await p.screenshot({ path: `${plan.shots}-file-too-large.png`, fullPage: true });
+    result.fileTooLarge = { error: await p.locator("#error").textContent(), posts };
+    await p.close();
   }
 
   // Creates whose answer never arrives whole: no link may be shown.
@@ -142,6 +176,36 @@ try {
     if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-after.png`, fullPage: true });
     if (item.fault) await p.screenshot({ path: `${plan.shots}-reveal-${item.fault}.png`, fullPage: true });
     result.opened.push(seen);
+    await p.close();
+  }
+
+  // Files revealed and saved by the recipient.
+  const fileRecipient = await browser.newContext({ viewport: { width: 420, height: 860 }, isMobile: true, acceptDownloads: true });
+  for (const [i, item] of (plan.fileOpen || []).entries()) {
+    const p = await fileRecipient.newPage();
+    watch(p);
+    await p.goto(item.link, { waitUntil: "networkidle" });
+    if (item.passphrase) await p.getByLabel("Passphrase", { exact: true }).fill(item.passphrase);
+    await p.locator("#reveal").click();
+    await p.waitForFunction(
+      () => !document.getElementById("revealed-file").hidden || !document.getElementById("error").hidden,
+      null, { timeout: 30000 });
+    const seen = { name: null, size: null, note: null, error: null, saved: false, viewsLeft: null, burned: false };
+    if (await p.locator("#revealed-file").isVisible()) {
+      seen.name = await p.locator("#file-name").textContent();
+      seen.size = await p.locator("#file-size").textContent();
+      seen.note = (await p.locator("#file-note-box").isVisible()) ? await p.locator("#file-note").textContent() : null;
+      seen.burned = await p.locator("#file-burned").isVisible();
+      seen.viewsLeft = (await p.locator("#file-views-left").isVisible()) ? await p.locator("#file-views-left").textContent() : null;
+      if (i === 0) await p.screenshot({ path: `${plan.shots}-file-reveal.png`, fullPage: true });
+      const [download] = await Promise.all([p.waitForEvent("download"), p.locator("#save-file").click()]);
+      seen.suggested = download.suggestedFilename();
+      await download.saveAs(item.saveTo);
+      seen.saved = true;
+    } else {
+      seen.error = await p.locator("#error").textContent();
+    }
+    result.fileOpened.push(seen);
     await p.close();
   }
 

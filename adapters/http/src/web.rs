@@ -39,8 +39,12 @@ pub(crate) struct Pages {
 
 impl Pages {
     pub(crate) fn new(policy: &Policy) -> Self {
-        let index = INDEX.replace("{{TTL_OPTIONS}}", &ttl_options(policy));
-        Self { index: Bytes::from(index.replace("{{MAX_VIEWS}}", &policy.max_views().to_string())) }
+        let index = INDEX
+            .replace("{{TTL_OPTIONS}}", &ttl_options(policy))
+            .replace("{{MAX_VIEWS}}", &policy.max_views().to_string())
+            .replace("{{MAX_FILE_BYTES}}", &policy.max_file_bytes().to_string())
+            .replace("{{MAX_FILE_SIZE}}", &size_in_words(policy.max_file_bytes()));
+        Self { index: Bytes::from(index) }
     }
 
     /// The compose page.
@@ -63,6 +67,15 @@ impl Pages {
     pub(crate) fn asset(&self, name: &str) -> Option<Response<Bytes>> {
         let (_, bytes, kind) = ASSETS.iter().find(|(n, _, _)| *n == name)?;
         Some(page(Bytes::from_static(bytes), kind))
+    }
+}
+
+/// A size as the page says it: `10 MB` for 10 MiB, `512 KB`, or in bytes when neither is whole.
+fn size_in_words(bytes: usize) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{} MB", b >> 20),
+        b if b % 1024 == 0 => format!("{} KB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 

@@ -206,6 +206,35 @@ fn scenario(base: &str, label: &str) -> Used {
         (sent["link"].as_str().unwrap().to_owned(), sent["receipt_link"].as_str().unwrap().to_owned());
     open.push(json!({ "link": link_team }));
     let wrong_receipt = format!("{}#{}", receipt_team.split('#').next().unwrap(), "W".repeat(32));
+    // Files: one chosen in the page and opened by the CLI, one sent by the CLI (with a
+    // passphrase and a note) and saved from the page, and one too large for the page to send.
+    let files = std::env::temp_dir().join(format!("crypt-interop-files-{}-{label}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files).unwrap();
+    let file_bytes = |marker: &str, len: usize| -> Vec<u8> {
+        let mut bytes = marker.as_bytes().to_vec();
+        bytes.extend((0..len).map(|i| (i * 131 + i / 977) as u8));
+        bytes
+    };
+    let (page_file_marker, cli_file_marker) = ("PAGE-FILE-CONTENTS-MARKER", "CLI-FILE-CONTENTS-MARKER");
+    let (page_file_note, cli_file_note) = ("the signed contract, from the page", "the deploy key, from the terminal");
+    let page_file = files.join("contract-2026.pdf");
+    std::fs::write(&page_file, file_bytes(page_file_marker, 300_000)).unwrap();
+    let cli_file = files.join("deploy_ed25519");
+    std::fs::write(&cli_file, file_bytes(cli_file_marker, 150_000)).unwrap();
+    let too_large = files.join("too-large.iso");
+    std::fs::write(&too_large, vec![0u8; 11 << 20]).unwrap();
+    let cli_file_arg = cli_file.to_string_lossy().into_owned();
+    let (code, out, err) = crypt(
+        &["send", "--server", base, "--file", &cli_file_arg, "--note", cli_file_note, "--views", "2"]
+            .into_iter()
+            .chain(["--passphrase-file", right.as_str()])
+            .collect::<Vec<_>>(),
+        b"",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let link_cli_file = out.trim().to_owned();
+    let saved_from_page = files.join("saved-from-page");
     let plan = json!({
         "base": base,
         "shots": repo().join(format!("target/screenshots/{label}")).to_string_lossy(),
@@ -217,6 +246,9 @@ fn scenario(base: &str, label: &str) -> Used {
         "visit": [link_visit],
         "open": open,
         "composeFaults": ["cut", "refused"],
+        "fileCompose": [{ "path": page_file, "note": page_file_note }],
+        "fileTooLarge": too_large,
+        "fileOpen": [{ "link": link_cli_file, "passphrase": "correct horse battery staple", "saveTo": saved_from_page }],
         "receipts": [
             { "link": receipt_team, "press": ["check", "delete", "again"] },
             { "link": "composed:0", "press": ["check"] },
@@ -329,6 +361,33 @@ fn scenario(base: &str, label: &str) -> Used {
     let (code, out, err) = crypt(&["open", &composed[1], "--passphrase-file", &right], b"");
     assert_eq!((code, out.as_str()), (Some(0), page_locked), "{err}");
 
+    // Files both ways: the CLI's file is saved from the page under its name, with its note and
+    // its bytes; the page's file opens with the CLI; the page refuses a file too large without
+    // sending anything.
+    let opened_file = &seen["fileOpened"][0];
+    assert_eq!(opened_file["name"], "deploy_ed25519", "{opened_file}");
+    assert_eq!(opened_file["suggested"], "deploy_ed25519", "{opened_file}");
+    assert_eq!(opened_file["note"], cli_file_note, "{opened_file}");
+    assert!(opened_file["viewsLeft"].as_str().unwrap_or_default().contains("1 more time"), "{opened_file}");
+    assert!(std::fs::read(&saved_from_page).unwrap() == std::fs::read(&cli_file).unwrap(), "the saved file differs");
+    let refused_file = &seen["fileTooLarge"];
+    assert!(
+        refused_file["error"].as_str().unwrap_or_default().contains("at most 10 MB fit once encrypted"),
+        "{refused_file}"
+    );
+    assert_eq!(refused_file["posts"], 0, "a file too large was sent: {refused_file}");
+    let page_file_link = seen["fileComposed"][0].as_str().unwrap().to_owned();
+    let into = files.join("from-the-page");
+    std::fs::create_dir_all(&into).unwrap();
+    let (code, _, err) = crypt(&["open", &page_file_link, "-o", &into.to_string_lossy()], b"");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(page_file_note), "{err}");
+    assert!(
+        std::fs::read(into.join("contract-2026.pdf")).unwrap() == std::fs::read(&page_file).unwrap(),
+        "the page's file opened changed"
+    );
+    let _ = std::fs::remove_dir_all(&files);
+
     // Loading a link burned nothing: it still reads, once.
     let (status, body) = http("GET", &format!("{base}/{}", id_of(&link_visit)), &[], "");
     assert_eq!(status, 200, "loading the share link burned it: {body}");
@@ -342,6 +401,7 @@ fn scenario(base: &str, label: &str) -> Used {
     // Receipt tokens are stored only as their digests.
     keys.extend([&link_team, &receipt_team].iter().map(|l| key_of(l)));
     keys.extend(receipt_links.iter().map(|l| key_of(l)));
+    keys.extend([&link_cli_file, &page_file_link].iter().map(|l| key_of(l)));
     Used {
         plaintexts: [
             cli_plain,
@@ -353,6 +413,12 @@ fn scenario(base: &str, label: &str) -> Used {
             page_never_read,
             "a create whose answer is cut",
             team,
+            page_file_marker,
+            cli_file_marker,
+            page_file_note,
+            cli_file_note,
+            "contract-2026.pdf",
+            "deploy_ed25519",
         ]
         .map(str::to_owned)
         .to_vec(),
