@@ -302,3 +302,14 @@ export async function openFile(bytes, key, passphrase = null) {
   if (metaLen > MAX_META || 4 + metaLen > stream.length) throw damaged();
   return { meta: decodeMeta(stream.subarray(4, 4 + metaLen)), file: stream.slice(4 + metaLen) };
 }
+
+/**
+ * A name safe to save a received file under, as the CLI makes it: the sender's name's last path
+ * component (so `../x` and `/etc/passwd` stay where they are saved), without control
+ * characters, at most 200 characters; an empty name, `.` or `..` become `crypt-file`.
+ */
+export function safeFileName(name) {
+  // eslint-disable-next-line no-control-regex
+  const last = String(name).split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
+  return last === "" || last === "." || last === ".." ? "crypt-file" : last.slice(0, 200);
+}

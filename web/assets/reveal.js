@@ -1,6 +1,6 @@
 // The reveal page. Loading it touches nothing on the server: only the reveal button fetches the
 // secret (and so spends one of its views; the last destroys it). Decryption happens here, with the key from the link's fragment.
-import { decodeFragment, needsPassphrase, open, openFile, isFileEnvelope, EnvelopeError } from "./envelope.js";
+import { decodeFragment, needsPassphrase, open, openFile, isFileEnvelope, safeFileName, EnvelopeError } from "./envelope.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -39,12 +39,6 @@ function show(text, encrypted) {
   $("revealed-title").focus();
 }
 
-/** A name safe to save under: its last path component, without control characters. */
-function safeName(name) {
-  const last = String(name).split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
-  return last === "" || last === "." || last === ".." ? "crypt-file" : last.slice(0, 200);
-}
-
 function size(bytes) {
   if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
   if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
@@ -54,7 +48,7 @@ function size(bytes) {
 let saved = null; // { url, name }: the file, once opened, for the Save button
 
 function showFile(meta, file, encrypted) {
-  const name = safeName(meta.name);
+  const name = safeFileName(meta.name);
   if (saved) URL.revokeObjectURL(saved.url);
   saved = { url: URL.createObjectURL(new Blob([file], { type: meta.type || "application/octet-stream" })), name };
   $("file-name").textContent = name;

@@ -121,3 +121,14 @@ test("a file cut short, reordered, spliced or altered is refused", async () => {
   assert.equal(await kind(locked, "wrong"), "cannot-decrypt");
   assert.deepEqual((await env.openFile(locked, key, "right")).file, bytes("x"));
 });
+
+test("a received file's name is made safe, as the CLI makes it", () => {
+  for (const [given, safe] of [
+    ["report.pdf", "report.pdf"], ["../x", "x"], ["/etc/passwd", "passwd"], ["..\\..\\win.ini", "win.ini"],
+    ["a\u0007b\nc\u001b[31m.txt", "abc[31m.txt"], ["", "crypt-file"], ["..", "crypt-file"], ["dir/", "crypt-file"],
+    [" \t", "crypt-file"], [".env", ".env"],
+  ]) {
+    assert.equal(env.safeFileName(given), safe, JSON.stringify(given));
+  }
+  assert.ok(env.safeFileName("é".repeat(300)).length <= 200);
+});
