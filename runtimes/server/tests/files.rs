@@ -66,6 +66,71 @@ async fn many_large_uploads_at_once_are_each_answered_and_memory_stays_bounded()
     assert!(peak < bound, "peak RSS {} MiB over {} MiB", peak / MIB, bound / MIB);
     let alive = client().get(format!("{}/healthz", crypt.base)).send().await.unwrap();
     assert_eq!(alive.status(), 200);
+    // The metrics count what was stored, by kind, and every body's share was given back.
+    let metrics = client().get(format!("{}/metrics", crypt.base)).send().await.unwrap().text().await.unwrap();
+    let stored = counts.get(&200).copied().unwrap_or(0) * 9 * MIB;
+    assert!(metrics.contains(&format!("crypt_message_stored_bytes_total{{kind=\"file\"}} {stored}\n")), "{metrics}");
+    assert!(metrics.contains("crypt_inflight_body_bytes 0\n"), "{metrics}");
+}
+
+/// An upload that finds the in-flight bound full waits for the body timeout, then is answered
+/// 503 `Server busy` (and the client reads it); once the bound has room, uploads go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_finds_the_bound_full_waits_then_is_told_the_server_is_busy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let crypt = Crypt::start_with(&[
+        ("CRYPT_RATE_LIMIT_MAX", "0"),
+        ("CRYPT_MAX_INFLIGHT_BODY_BYTES", &(10 * MIB + 1024 * 1024).to_string()),
+        ("CRYPT_BODY_TIMEOUT_MS", "1500"),
+    ]);
+    let authority = crypt.base.trim_start_matches("http://").to_owned();
+    // Two slow uploads each declare 10 MiB and send a little: the first holds its share while it
+    // trickles, the second waits for it (the wait is first come, first served), and then holds
+    // it for its own body timeout.
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        10 * MIB
+    );
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&[1; 1024]).await.unwrap();
+        slow.push(s);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let started = std::time::Instant::now();
+    let busy = client()
+        .post(format!("{}/", crypt.base))
+        .header("content-type", "application/octet-stream")
+        .body(vec![2u8; 2 * MIB])
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert!(busy.text().await.unwrap().contains(r#""error":"Server busy""#));
+    assert!(waited >= std::time::Duration::from_millis(1000), "it did not wait: {waited:?}");
+    // A small JSON create fits beside the held share, and is served meanwhile.
+    let text = client().post(format!("{}/", crypt.base)).body(r#"{"message":"small"}"#).send().await.unwrap();
+    assert_eq!(text.status(), 200);
+    // The slow uploads time out (408) and give their shares back: a large upload goes through.
+    for mut s in slow {
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_string(&mut answer)).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let after = client()
+        .post(format!("{}/", crypt.base))
+        .header("content-type", "application/octet-stream")
+        .body(vec![3u8; 2 * MIB])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    let metrics = client().get(format!("{}/metrics", crypt.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("crypt_body_busy_refusals_total 1\n"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
