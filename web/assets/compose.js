@@ -1,5 +1,6 @@
 // The compose page: encrypt in the browser, store the envelope, show the link with its key.
 import { generateKey, seal, sealFile, sealedFileLength, encodeFragment, MAX_PLAINTEXT } from "./envelope.js";
+import { drawQr } from "./qr.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("compose");
@@ -134,6 +135,7 @@ async function create(event) {
     const link = new URL(`s/${body.id}`, base);
     link.hash = encodeFragment(key, passphrase !== "");
     $("link").value = link.href;
+    drawQr($("link-qr"), link.href, 4);
     $("link-label").textContent = views === 1
       ? "Share this link. It works once."
       : `Share this link. It works ${views} times.`;
@@ -148,6 +150,7 @@ async function create(event) {
       const receiptLink = new URL(`r/${body.id}`, base);
       receiptLink.hash = receipt;
       $("receipt-link").value = receiptLink.href;
+      drawQr($("receipt-qr"), receiptLink.href, 3);
     }
     $("passphrase-note").hidden = passphrase === "";
     form.hidden = true;

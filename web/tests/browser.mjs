@@ -31,6 +31,11 @@
 //            receipts: [{ link, loadRequests: [path], loadError, checkDisabled,
 //                         seen: [{ title, detail, reads, deletable, status, error }] }] }
 import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+// axe-core (npm, pinned in package.json), run inside the page on every state, light and dark.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const plan = JSON.parse(await new Promise((resolve) => {
   let data = "";
@@ -44,7 +49,23 @@ const browser = await chromium.launch({
     "--disable-component-update", "--disable-sync"],
 });
 const result = { composed: [], receiptLinks: [], composedSaid: [], opened: [], composeFaults: [], receipts: [], console: [],
-  fileComposed: [], fileTooLarge: null, fileOpened: [] };
+  fileComposed: [], fileTooLarge: null, fileOpened: [], axe: [] };
+
+// Runs axe-core on `page` as it is now, in the light and the dark colour scheme, and records
+// the violations under `state`. Evaluated through the DevTools protocol, which the page's CSP
+// does not govern.
+async function audit(page, state) {
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.evaluate(axeSource);
+    const violations = await page.evaluate(async () => {
+      const found = await window.axe.run(document, { resultTypes: ["violations"] });
+      return found.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
+    });
+    result.axe.push({ state: `${state} (${scheme})`, violations });
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+}
 
 // Breaks the API request whose path is `path` in `page`, as `fault` says.
 async function inject(page, path, method, fault) {
@@ -73,12 +94,18 @@ try {
   const sender = await browser.newContext({ viewport: { width: 1000, height: 900 } });
   const page = await sender.newPage();
   watch(page);
+  // Every request the compose page makes: drawing the QR codes must add none.
+  result.composeRequests = [];
+  page.on("request", (r) => result.composeRequests.push(`${r.method()} ${new URL(r.url()).pathname}`));
   for (const [i, item] of plan.compose.entries()) {
     await page.goto(plan.base + "/", { waitUntil: "load" });
     await page.getByLabel("Secret", { exact: true }).fill(item.secret);
     if (item.passphrase) await page.getByLabel("Passphrase (optional)").fill(item.passphrase);
     if (item.views) await page.getByLabel("Times it can be opened").fill(String(item.views));
-    if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-form.png`, fullPage: true });
+    if (i === 0) {
+      await page.screenshot({ path: `${plan.shots}-compose-form.png`, fullPage: true });
+      await audit(page, "compose, filled in");
+    }
     await page.getByRole("button", { name: "Encrypt and create link" }).click();
     await page.locator("#result").waitFor({ state: "visible", timeout: 20000 });
     result.composed.push(await page.locator("#link").inputValue());
@@ -87,7 +114,14 @@ try {
       label: await page.locator("#link-label").textContent(),
       expiry: await page.locator("#expiry").textContent(),
     });
-    if (i === 0) await page.screenshot({ path: `${plan.shots}-compose-link.png`, fullPage: true });
+    if (i === 0) {
+      await page.screenshot({ path: `${plan.shots}-compose-link.png`, fullPage: true });
+      await audit(page, "created: the links and their QR codes");
+      // The QR codes, as a camera would see them: for a real decoder (zbarimg) to read.
+      result.qrShots = { link: `${plan.shots}-qr-link.png`, receipt: `${plan.shots}-qr-receipt.png` };
+      await page.locator("#link-qr").screenshot({ path: result.qrShots.link });
+      await page.locator("#receipt-qr").screenshot({ path: result.qrShots.receipt });
+    }
   }
 
   // Files, chosen and sent through the form.
@@ -97,7 +131,10 @@ try {
     if (item.note) await page.getByLabel("Note (optional)", { exact: true }).fill(item.note);
     if (item.passphrase) await page.getByLabel("Passphrase (optional)").fill(item.passphrase);
     if (item.views) await page.getByLabel("Times it can be opened").fill(String(item.views));
-    if (i === 0) await page.screenshot({ path: `${plan.shots}-file-compose-form.png`, fullPage: true });
+    if (i === 0) {
+      await page.screenshot({ path: `${plan.shots}-file-compose-form.png`, fullPage: true });
+      await audit(page, "compose, a file chosen");
+    }
     await page.getByRole("button", { name: "Encrypt and create link" }).click();
     await page.locator("#result").waitFor({ state: "visible", timeout: 30000 });
     result.fileComposed.push(await page.locator("#link").inputValue());
@@ -113,6 +150,7 @@ try {
     await p.getByRole("button", { name: "Encrypt and create link" }).click();
     await p.locator("#error").waitFor({ state: "visible", timeout: 20000 });
     await p.screenshot({ path: `${plan.shots}-file-too-large.png`, fullPage: true });
+    await audit(p, "compose, a file too large");
     result.fileTooLarge = { error: await p.locator("#error").textContent(), posts };
     await p.close();
   }
@@ -127,6 +165,7 @@ try {
     await p.getByRole("button", { name: "Encrypt and create link" }).click();
     await p.locator("#error").waitFor({ state: "visible", timeout: 20000 });
     await p.screenshot({ path: `${plan.shots}-compose-${fault}.png`, fullPage: true });
+    await audit(p, `compose, the create ${fault}`);
     result.composeFaults.push({
       fault,
       error: await p.locator("#error").textContent(),
@@ -151,7 +190,10 @@ try {
       await inject(p, url.pathname.replace("/s/", "/"), "GET", item.fault);
     }
     await p.goto(item.link, { waitUntil: "networkidle" });
-    if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-before.png`, fullPage: true });
+    if (i === 0) {
+      await p.screenshot({ path: `${plan.shots}-reveal-before.png`, fullPage: true });
+      await audit(p, "reveal, before");
+    }
     const tries = item.passphrases && item.passphrases.length ? item.passphrases : [null];
     let seen = { link: item.link, text: null, error: null, plainWarning: false, revealButtonDisabled: false };
     for (const passphrase of tries) {
@@ -171,9 +213,14 @@ try {
       seen.plainWarning = await p.locator("#plain-warning").isVisible();
       seen.burned = await p.locator("#burned").isVisible();
       seen.viewsLeft = (await p.locator("#views-left").isVisible()) ? await p.locator("#views-left").textContent() : null;
+      // Each error a reveal can end in, once (a wrong passphrase, each bad link, each fault).
+      if (seen.error !== null) await audit(p, `reveal, an error: ${seen.error.slice(0, 60)}`);
       if (revealed) break;
     }
-    if (i === 0) await p.screenshot({ path: `${plan.shots}-reveal-after.png`, fullPage: true });
+    if (i === 0) {
+      await p.screenshot({ path: `${plan.shots}-reveal-after.png`, fullPage: true });
+      await audit(p, "reveal, after");
+    }
     if (item.fault) await p.screenshot({ path: `${plan.shots}-reveal-${item.fault}.png`, fullPage: true });
     result.opened.push(seen);
     await p.close();
@@ -197,7 +244,10 @@ try {
       seen.note = (await p.locator("#file-note-box").isVisible()) ? await p.locator("#file-note").textContent() : null;
       seen.burned = await p.locator("#file-burned").isVisible();
       seen.viewsLeft = (await p.locator("#file-views-left").isVisible()) ? await p.locator("#file-views-left").textContent() : null;
-      if (i === 0) await p.screenshot({ path: `${plan.shots}-file-reveal.png`, fullPage: true });
+      if (i === 0) {
+        await p.screenshot({ path: `${plan.shots}-file-reveal.png`, fullPage: true });
+        await audit(p, "reveal, a file");
+      }
       const [download] = await Promise.all([p.waitForEvent("download"), p.locator("#save-file").click()]);
       seen.suggested = download.suggestedFilename();
       await download.saveAs(item.saveTo);
@@ -218,9 +268,13 @@ try {
     p.on("request", (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
     const link = item.link.startsWith("composed:") ? result.receiptLinks[Number(item.link.slice(9))] : item.link;
     await p.goto(link, { waitUntil: "networkidle" });
-    if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-loaded.png`, fullPage: true });
+    if (i === 0) {
+      await p.screenshot({ path: `${plan.shots}-receipt-loaded.png`, fullPage: true });
+      await audit(p, "receipt, loaded");
+    }
     const loadRequests = requests.filter((r) => !r.includes("/assets/") && !r.startsWith("GET /r/"));
     const loadError = (await p.locator("#error").isVisible()) ? await p.locator("#error").textContent() : null;
+    if (loadError !== null) await audit(p, "receipt, an incomplete link");
     const checkDisabled = await p.locator("#check").isDisabled();
     const seen = [];
     for (const [n, press] of item.press.entries()) {
@@ -241,6 +295,7 @@ try {
         error: (await p.locator("#error").isVisible()) ? await p.locator("#error").textContent() : null,
       });
       if (i === 0) await p.screenshot({ path: `${plan.shots}-receipt-${n}-${press}.png`, fullPage: true });
+      await audit(p, `receipt ${i}, after ${press}`);
     }
     result.receipts.push({ link, loadRequests, loadError, checkDisabled, seen });
     await p.close();

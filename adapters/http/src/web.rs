@@ -14,13 +14,16 @@ const REVEAL: &[u8] = include_bytes!("../../../web/reveal.html");
 const RECEIPT: &[u8] = include_bytes!("../../../web/receipt.html");
 
 /// Every asset: its name under `/assets/`, its bytes and its type.
-const ASSETS: [(&str, &[u8], &str); 6] = [
+const ASSETS: [(&str, &[u8], &str); 8] = [
     ("icon.svg", include_bytes!("../../../web/assets/icon.svg"), "image/svg+xml"),
     ("style.css", include_bytes!("../../../web/assets/style.css"), "text/css; charset=utf-8"),
     ("envelope.js", include_bytes!("../../../web/assets/envelope.js"), "text/javascript; charset=utf-8"),
     ("compose.js", include_bytes!("../../../web/assets/compose.js"), "text/javascript; charset=utf-8"),
     ("reveal.js", include_bytes!("../../../web/assets/reveal.js"), "text/javascript; charset=utf-8"),
     ("receipt.js", include_bytes!("../../../web/assets/receipt.js"), "text/javascript; charset=utf-8"),
+    ("qr.js", include_bytes!("../../../web/assets/qr.js"), "text/javascript; charset=utf-8"),
+    // qrcode-generator 2.0.4 (MIT, Kazuhiko Arase), vendored: the page's QR encoder.
+    ("qrcode.js", include_bytes!("../../../web/assets/qrcode.js"), "text/javascript; charset=utf-8"),
 ];
 
 /// Only this service's own scripts, styles and API; no inline script or style, no frames, no

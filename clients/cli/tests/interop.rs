@@ -259,6 +259,11 @@ fn scenario(base: &str, label: &str) -> Used {
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
     let seen = browser(plan);
     assert_eq!(seen["console"], json!([]), "the page logged errors");
+    // axe-core found nothing on any state of any page, light or dark.
+    let audits = seen["axe"].as_array().unwrap();
+    assert!(audits.len() >= 30, "too few states audited: {}", audits.len());
+    let failing: Vec<&Value> = audits.iter().filter(|a| a["violations"] != json!([])).collect();
+    assert!(failing.is_empty(), "accessibility violations: {}", serde_json::to_string_pretty(&failing).unwrap());
 
     // The CLI's secrets open in the page; a wrong passphrase could be retried in the page.
     let opened = seen["opened"].as_array().unwrap();
@@ -360,6 +365,21 @@ fn scenario(base: &str, label: &str) -> Used {
     assert!(err.contains("can be opened 1 time more"), "{err}");
     let (code, out, err) = crypt(&["open", &composed[1], "--passphrase-file", &right], b"");
     assert_eq!((code, out.as_str()), (Some(0), page_locked), "{err}");
+
+    // The QR codes of the share link and the receipt link, decoded from a screenshot by a real
+    // decoder, are the links; drawing them asked nothing of anyone.
+    for (shot, link) in [("link", &composed[0]), ("receipt", &receipt_links[0])] {
+        let path = seen["qrShots"][shot].as_str().unwrap();
+        let out = Command::new("zbarimg").args(["--raw", "-q", path]).output().expect("zbarimg (zbar-tools) runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), link.as_str(), "the {shot} QR code in {path}");
+    }
+    for request in seen["composeRequests"].as_array().unwrap() {
+        let request = request.as_str().unwrap();
+        assert!(
+            request == "GET /" || request == "POST /" || request.starts_with("GET /assets/"),
+            "the compose page asked for {request}"
+        );
+    }
 
     // Files both ways: the CLI's file is saved from the page under its name, with its note and
     // its bytes; the page's file opens with the CLI; the page refuses a file too large without
