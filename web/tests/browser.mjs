@@ -14,6 +14,7 @@
 //                                            answer is cut short on the way back, with "refused"
 //                                            it never leaves the browser
 //   composeFaults: ["cut" | "refused"],      a create through the form with that fault
+//   keyboard: { secret },                    composed and revealed with the keyboard alone
 //   fileCompose: [{ path, note?, passphrase?, views? }],  files chosen and sent through the form
 //   fileTooLarge: path,                      a file over the limit: refused before any upload
 //   fileOpen: [{ link, passphrase?, saveTo }], revealed in the recipient's context and saved
@@ -153,6 +154,41 @@ try {
     await audit(p, "compose, a file too large");
     result.fileTooLarge = { error: await p.locator("#error").textContent(), posts };
     await p.close();
+  }
+
+  // The whole flow with the keyboard alone: Tab to each control, type, Enter; focus must land
+  // on what changed.
+  if (plan.keyboard) {
+    const kb = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+    const p = await kb.newPage();
+    watch(p);
+    const tabTo = async (id) => {
+      for (let n = 0; n < 40; n += 1) {
+        await p.keyboard.press("Tab");
+        if (await p.evaluate((want) => document.activeElement !== null && document.activeElement.id === want, id)) return true;
+      }
+      return false;
+    };
+    const focused = () => p.evaluate(() => (document.activeElement ? document.activeElement.id : null));
+    const seen = {};
+    await p.goto(plan.base + "/", { waitUntil: "load" });
+    seen.reachedSecret = await tabTo("secret");
+    await p.keyboard.type(plan.keyboard.secret);
+    seen.reachedCreate = await tabTo("create");
+    await p.keyboard.press("Enter");
+    await p.locator("#result").waitFor({ state: "visible", timeout: 20000 });
+    seen.focusAfterCreate = await focused();
+    seen.reachedCopy = await tabTo("copy-link");
+    const link = await p.locator("#link").inputValue();
+    await p.goto(link, { waitUntil: "networkidle" });
+    seen.reachedReveal = await tabTo("reveal");
+    await p.keyboard.press("Enter");
+    await p.locator("#revealed").waitFor({ state: "visible", timeout: 20000 });
+    seen.focusAfterReveal = await focused();
+    seen.text = await p.locator("#secret").inputValue();
+    seen.reachedCopySecret = await tabTo("copy-secret");
+    result.keyboard = seen;
+    await kb.close();
   }
 
   // Creates whose answer never arrives whole: no link may be shown.

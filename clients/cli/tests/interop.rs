@@ -246,6 +246,7 @@ fn scenario(base: &str, label: &str) -> Used {
         "visit": [link_visit],
         "open": open,
         "composeFaults": ["cut", "refused"],
+        "keyboard": { "secret": "typed without a mouse" },
         "fileCompose": [{ "path": page_file, "note": page_file_note }],
         "fileTooLarge": too_large,
         "fileOpen": [{ "link": link_cli_file, "passphrase": "correct horse battery staple", "saveTo": saved_from_page }],
@@ -259,6 +260,14 @@ fn scenario(base: &str, label: &str) -> Used {
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
     let seen = browser(plan);
     assert_eq!(seen["console"], json!([]), "the page logged errors");
+    // With the keyboard alone: every control is reached by Tab, Enter does what a click does,
+    // and focus lands on what changed.
+    let kb = &seen["keyboard"];
+    for reached in ["reachedSecret", "reachedCreate", "reachedCopy", "reachedReveal", "reachedCopySecret"] {
+        assert_eq!(kb[reached], true, "{reached}: {kb}");
+    }
+    assert_eq!((kb["focusAfterCreate"].as_str(), kb["focusAfterReveal"].as_str()), (Some("result-title"), Some("revealed-title")), "{kb}");
+    assert_eq!(kb["text"], "typed without a mouse", "{kb}");
     // axe-core found nothing on any state of any page, light or dark.
     let audits = seen["axe"].as_array().unwrap();
     assert!(audits.len() >= 30, "too few states audited: {}", audits.len());
@@ -439,6 +448,7 @@ fn scenario(base: &str, label: &str) -> Used {
             cli_file_note,
             "contract-2026.pdf",
             "deploy_ed25519",
+            "typed without a mouse",
         ]
         .map(str::to_owned)
         .to_vec(),
