@@ -1,6 +1,7 @@
 // The compose page: encrypt in the browser, store the envelope, show the link with its key.
 import { generateKey, seal, sealFile, sealedFileLength, encodeFragment, MAX_PLAINTEXT } from "./envelope.js";
 import { drawQr } from "./qr.js";
+import { t, size, when, start, onChange } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("compose");
@@ -19,13 +20,6 @@ const base = new URL(".", location.href);
 const maxFileBytes = Number(form.dataset.maxFileBytes) || 10485760;
 const fileField = $("file");
 
-/** "3.2 MB", "640 KB", "12 bytes". */
-function size(bytes) {
-  if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
-}
-
 /** The file chosen, or null. */
 function chosenFile() {
   return fileField.files && fileField.files.length > 0 ? fileField.files[0] : null;
@@ -34,16 +28,16 @@ function chosenFile() {
 /** With a file, the text becomes its note; without, the secret. */
 function fileChanged() {
   const file = chosenFile();
-  $("secret-label").textContent = file ? "Note (optional)" : "Secret";
-  $("secret-help").textContent = file ? "Sent with the file, encrypted with it." : "Up to 76,750 bytes of text.";
+  $("secret-label").textContent = file ? t("compose.note") : t("compose.secret");
+  $("secret-help").textContent = file ? t("compose.noteHelp") : t("compose.secretHelp", { max: MAX_PLAINTEXT });
   $("file-chosen").hidden = file === null;
   $("clear-file").hidden = file === null;
   error.hidden = true;
   if (file === null) return;
-  $("file-chosen").textContent = `File: ${file.name} (${size(file.size)})`;
+  $("file-chosen").textContent = t("compose.fileChosen", { name: file.name, size: size(file.size) });
   const sealed = sealedFileLength(file.size, { name: file.name, type: file.type, note: "" }, false);
   if (sealed > maxFileBytes) {
-    fail(`${file.name} is ${size(file.size)}; at most ${size(maxFileBytes)} fit once encrypted. Nothing was sent.`);
+    fail(t("compose.fileTooLarge", { name: file.name, size: size(file.size), max: size(maxFileBytes) }));
   }
 }
 
@@ -61,7 +55,7 @@ function upload(url, body, contentType) {
       if (!e.lengthComputable) return;
       const percent = Math.floor((100 * e.loaded) / e.total);
       progress.value = percent;
-      status.textContent = `Uploading… ${percent}%`;
+      status.textContent = t("compose.uploadingPercent", { percent });
     };
     xhr.onload = () => {
       progress.hidden = true;
@@ -84,22 +78,22 @@ async function create(event) {
   const views = Number(viewsField.value);
   const maxViews = Number(viewsField.max);
   const file = chosenFile();
-  if (secret.trim() === "" && file === null) return fail("Write the secret first, or choose a file.");
+  if (secret.trim() === "" && file === null) return fail(t("compose.writeFirst"));
   if (!Number.isInteger(views) || views < 1 || views > maxViews) {
     viewsField.focus();
-    return fail(`The times it can be opened must be a whole number from 1 to ${maxViews}.`);
+    return fail(t("compose.viewsRange", { max: maxViews }));
   }
   if (file !== null) {
     const meta = { name: file.name, type: file.type, note: secret };
     const sealed = sealedFileLength(file.size, meta, passphrase === "" ? null : passphrase);
     if (sealed > maxFileBytes) {
-      return fail(`${file.name} is ${size(file.size)}; at most ${size(maxFileBytes)} fit once encrypted. Nothing was sent.`);
+      return fail(t("compose.fileTooLarge", { name: file.name, size: size(file.size), max: size(maxFileBytes) }));
     }
   } else if (plaintext.length > MAX_PLAINTEXT) {
-    return fail(`The secret is ${plaintext.length} bytes; at most ${MAX_PLAINTEXT} fit once encrypted.`);
+    return fail(t("compose.textTooLarge", { length: plaintext.length, max: MAX_PLAINTEXT }));
   }
   $("create").disabled = true;
-  status.textContent = passphrase ? "Encrypting (the passphrase takes a moment)…" : "Encrypting…";
+  status.textContent = passphrase ? t("compose.encryptingSlow") : t("compose.encrypting");
   try {
     const key = generateKey();
     const ttl = Number($("ttl").value);
@@ -111,38 +105,33 @@ async function create(event) {
         const bytes = new Uint8Array(await file.arrayBuffer());
         const meta = { name: file.name, type: file.type, note: secret };
         const envelope = await sealFile(bytes, meta, key, passphrase === "" ? null : passphrase);
-        status.textContent = "Uploading…";
+        status.textContent = t("compose.uploading");
         answer = await upload(new URL(`./?ttl=${ttl}&views=${views}`, base), envelope, "application/octet-stream");
       } else {
         const envelope = await seal(plaintext, key, passphrase === "" ? null : passphrase);
-        status.textContent = "Storing…";
+        status.textContent = t("compose.storing");
         answer = await upload(new URL(".", base), JSON.stringify({ message: envelope, ttl, views }), "application/json");
       }
     } catch (e) {
       if (e instanceof Error && e.message !== "network") throw e;
-      return fail("Could not reach the service (the network, or the service, is down). Try again.");
+      return fail(t("common.unreachable"));
     }
     const body = answer.body;
     if (answer.status < 200 || answer.status >= 300) {
       const wait = answer.retryAfter;
       const why = body.error || `HTTP ${answer.status}`;
-      return fail(`The service refused: ${why}${wait ? ` (try again in ${wait} s)` : ""}.`);
+      return fail(wait ? t("compose.refusedWait", { why, wait: Number(wait) }) : t("compose.refused", { why }));
     }
     if (typeof body.id !== "string" || !/^[A-Za-z0-9]+$/.test(body.id)) {
       // Stored, perhaps, under an id that never arrived: nobody can read it, and it expires.
-      return fail("The service's answer was cut off on its way here, so no link was made. Try again.");
+      return fail(t("compose.cutOff"));
     }
     const link = new URL(`s/${body.id}`, base);
     link.hash = encodeFragment(key, passphrase !== "");
     $("link").value = link.href;
     drawQr($("link-qr"), link.href, 4);
-    $("link-label").textContent = views === 1
-      ? "Share this link. It works once."
-      : `Share this link. It works ${views} times.`;
-    const until = body.expires_at ? new Date(body.expires_at).toLocaleString() : null;
-    $("expiry").textContent = until === null ? ""
-      : views === 1 ? `Unless it is read first, it is destroyed at ${until}.`
-      : `Unless it is opened ${views} times first, it is destroyed at ${until}.`;
+    created = { views, expiresAt: typeof body.expires_at === "string" ? body.expires_at : null };
+    describeCreated();
     // The receipt token travels only in the receipt link's fragment, as the key does.
     const receipt = typeof body.receipt === "string" && /^[A-Za-z0-9]+$/.test(body.receipt) ? body.receipt : null;
     $("receipt-box").hidden = receipt === null;
@@ -163,7 +152,7 @@ async function create(event) {
     fileField.value = "";
     fileChanged();
   } catch (e) {
-    fail(`Could not create the link: ${e.message}`);
+    fail(t("compose.failed", { why: e.message }));
   } finally {
     $("create").disabled = false;
   }
@@ -177,9 +166,30 @@ async function copy(field, button) {
     document.execCommand("copy");
   }
   const label = button.textContent;
-  button.textContent = "Copied";
+  button.textContent = t("common.copied");
   setTimeout(() => { button.textContent = label; }, 1500);
 }
+
+/** The link just made: its views and expiry, said again when the language changes. */
+let created = null;
+
+function describeCreated() {
+  if (created === null) return;
+  const { views, expiresAt } = created;
+  $("link-label").textContent = t("compose.share", { count: views });
+  $("expiry").textContent = expiresAt === null ? "" : t("compose.expiry", { count: views, when: when(expiresAt) });
+}
+
+/** The texts this page composes, in the language in use. */
+function relabel() {
+  fileChanged();
+  $("file-help").textContent = t("compose.fileHelp", { size: size(maxFileBytes) });
+  $("views-help").textContent = t("compose.viewsHelp", { max: Number($("views").max) });
+  describeCreated();
+}
+
+await start($("language"));
+onChange(relabel);
 
 form.addEventListener("submit", create);
 fileField.addEventListener("change", fileChanged);

@@ -12,11 +12,17 @@ export const PASSPHRASE_FLAG = ".p";
 /** The largest plaintext (bytes of UTF-8) whose envelope fits the service's 102,400 bytes. */
 export const MAX_PLAINTEXT = 76750;
 
-/** Why a secret could not be sealed or opened; `kind` is stable, `message` is for people. */
+/**
+ * Why a secret could not be sealed or opened; `kind` is stable, `message` is for people (in
+ * English), and `code` names that sentence in the page's catalogues (`locales/*.js`, under
+ * `envelope.<code>`), with `vars` for its placeholders.
+ */
 export class EnvelopeError extends Error {
-  constructor(kind, message) {
+  constructor(kind, message, code = kind, vars = {}) {
     super(message);
     this.kind = kind;
+    this.code = code;
+    this.vars = vars;
   }
 }
 
@@ -50,10 +56,10 @@ export function decodeFragment(fragment) {
   let text = fragment.startsWith("#") ? fragment.slice(1) : fragment;
   const passphrase = text.endsWith(PASSPHRASE_FLAG);
   if (passphrase) text = text.slice(0, -PASSPHRASE_FLAG.length);
-  if (text === "") throw new EnvelopeError("no-key", "This link has no key (the part after #).");
+  if (text === "") throw new EnvelopeError("no-key", "This link has no key (the part after #).", "noKey");
   const key = decodeBase64url(text);
   if (key === null || key.length !== 32) {
-    throw new EnvelopeError("bad-key", "This link's key is damaged: it was cut short or changed.");
+    throw new EnvelopeError("bad-key", "This link's key is damaged: it was cut short or changed.", "badKey");
   }
   return { key, passphrase };
 }
@@ -108,26 +114,27 @@ export function needsPassphrase(envelope) {
   const version = /^(crypt\d[^:]{0,7}):/.exec(envelope);
   if (version) {
     throw new EnvelopeError("unknown-version",
-      `This secret was sealed with envelope version '${version[1]}', which this page does not know.`);
+      `This secret was sealed with envelope version '${version[1]}', which this page does not know.`,
+      "unknownVersion", { version: version[1] });
   }
-  throw new EnvelopeError("not-an-envelope", "This secret is not end-to-end encrypted.");
+  throw new EnvelopeError("not-an-envelope", "This secret is not end-to-end encrypted.", "notAnEnvelope");
 }
 
 /** Opens an envelope; returns the plaintext bytes, or throws: never a half-decrypted secret. */
 export async function open(envelope, key, passphrase = null) {
   const withPassphrase = needsPassphrase(envelope);
   if (withPassphrase && passphrase === null) {
-    throw new EnvelopeError("passphrase-required", "This secret needs its passphrase.");
+    throw new EnvelopeError("passphrase-required", "This secret needs its passphrase.", "passphraseRequired");
   }
   if (!withPassphrase && passphrase !== null) {
-    throw new EnvelopeError("no-passphrase-expected", "This secret was not sent with a passphrase.");
+    throw new EnvelopeError("no-passphrase-expected", "This secret was not sent with a passphrase.", "noPassphraseExpected");
   }
   const prefix = withPassphrase ? PREFIX_PASSPHRASE : PREFIX;
   const headerLen = withPassphrase ? SALT_LEN + NONCE_LEN : NONCE_LEN;
   const bytes = decodeBase64url(envelope.slice(prefix.length));
-  if (bytes === null) throw new EnvelopeError("damaged", "This secret is damaged: it is not base64url.");
+  if (bytes === null) throw new EnvelopeError("damaged", "This secret is damaged: it is not base64url.", "notBase64");
   if (bytes.length < headerLen + TAG_LEN) {
-    throw new EnvelopeError("damaged", "This secret is damaged: it is too short.");
+    throw new EnvelopeError("damaged", "This secret is damaged: it is too short.", "tooShort");
   }
   const salt = bytes.slice(0, headerLen - NONCE_LEN);
   const nonce = bytes.slice(headerLen - NONCE_LEN, headerLen);
@@ -139,7 +146,8 @@ export async function open(envelope, key, passphrase = null) {
     throw new EnvelopeError("cannot-decrypt",
       withPassphrase
         ? "Cannot decrypt: the passphrase is wrong, or the link or secret was changed."
-        : "Cannot decrypt: the link's key is wrong, or the secret was changed.");
+        : "Cannot decrypt: the link's key is wrong, or the secret was changed.",
+      withPassphrase ? "cannotDecryptPassphrase" : "cannotDecrypt");
   }
 }
 
@@ -168,7 +176,7 @@ function encodeMeta({ name = "", type = "", note = "" }) {
   const enc = new TextEncoder();
   const [n, t, m] = [enc.encode(name), enc.encode(type), enc.encode(note)];
   if (n.length > 0xffff || t.length > 0xffff || 8 + n.length + t.length + m.length > MAX_META) {
-    throw new EnvelopeError("too-long", "The file's name, type and note are too long.");
+    throw new EnvelopeError("too-long", "The file's name, type and note are too long.", "metaTooLong");
   }
   const out = new Uint8Array(8 + n.length + t.length + m.length);
   const view = new DataView(out.buffer);
@@ -180,7 +188,7 @@ function encodeMeta({ name = "", type = "", note = "" }) {
 }
 
 function decodeMeta(bytes) {
-  const bad = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.");
+  const bad = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.", "fileMeta");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dec = new TextDecoder("utf-8", { fatal: true });
   let at = 0;
@@ -261,19 +269,19 @@ export function isFileEnvelope(bytes) {
  */
 export async function openFile(bytes, key, passphrase = null) {
   if (!isFileEnvelope(bytes) || bytes.length < FILE_MAGIC.length + 1) {
-    throw new EnvelopeError("not-an-envelope", "This is not an encrypted file.");
+    throw new EnvelopeError("not-an-envelope", "This is not an encrypted file.", "notAFile");
   }
   const mode = bytes[FILE_MAGIC.length];
-  if (mode > 1) throw new EnvelopeError("unknown-version", "This file was sealed in a mode this page does not know.");
+  if (mode > 1) throw new EnvelopeError("unknown-version", "This file was sealed in a mode this page does not know.", "fileUnknownMode");
   const withPassphrase = mode === 1;
   if (withPassphrase && passphrase === null) {
-    throw new EnvelopeError("passphrase-required", "This file needs its passphrase.");
+    throw new EnvelopeError("passphrase-required", "This file needs its passphrase.", "filePassphraseRequired");
   }
   if (!withPassphrase && passphrase !== null) {
-    throw new EnvelopeError("no-passphrase-expected", "This file was not sent with a passphrase.");
+    throw new EnvelopeError("no-passphrase-expected", "This file was not sent with a passphrase.", "fileNoPassphraseExpected");
   }
   const headLen = FILE_MAGIC.length + 1 + (withPassphrase ? SALT_LEN : 0) + FILE_NONCE_LEN;
-  if (bytes.length < headLen) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.");
+  if (bytes.length < headLen) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.", "fileCut");
   const header = bytes.subarray(0, headLen);
   const salt = withPassphrase ? header.subarray(FILE_MAGIC.length + 1, FILE_MAGIC.length + 1 + SALT_LEN) : null;
   const aes = await fileKey(await rawCipherKey(key, passphrase, salt), header.subarray(headLen - FILE_NONCE_LEN));
@@ -282,21 +290,21 @@ export async function openFile(bytes, key, passphrase = null) {
   for (let i = 0; ; i++) {
     const end = Math.min(bytes.length, at + CHUNK + TAG_LEN);
     const last = end === bytes.length;
-    if (end - at <= TAG_LEN) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.");
+    if (end - at <= TAG_LEN) throw new EnvelopeError("damaged", "This file is damaged: it was cut short.", "fileCut");
     try {
       pieces.push(new Uint8Array(await crypto.subtle.decrypt(
         { name: "AES-GCM", iv: pieceNonce(i, last), additionalData: header }, aes, bytes.subarray(at, end))));
     } catch {
       throw i === 0
-        ? new EnvelopeError("cannot-decrypt", "Cannot decrypt: the link's key or the passphrase is wrong, or the file was changed.")
-        : new EnvelopeError("damaged", "This file is damaged: a piece is missing, out of order or changed.");
+        ? new EnvelopeError("cannot-decrypt", "Cannot decrypt: the link's key or the passphrase is wrong, or the file was changed.", "fileCannotDecrypt")
+        : new EnvelopeError("damaged", "This file is damaged: a piece is missing, out of order or changed.", "filePiece");
     }
     at = end;
     if (last) break;
   }
   const stream = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
   pieces.reduce((offset, p) => (stream.set(p, offset), offset + p.length), 0);
-  const damaged = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.");
+  const damaged = () => new EnvelopeError("damaged", "This file is damaged: its name, type or note is malformed.", "fileMeta");
   if (stream.length < 4) throw damaged();
   const metaLen = new DataView(stream.buffer).getUint32(0);
   if (metaLen > MAX_META || 4 + metaLen > stream.length) throw damaged();

@@ -4,6 +4,8 @@
 // receipt token is the fragment, which the browser never sends; it goes only in the
 // Authorization header of those two requests.
 
+import { t, when, start, onChange } from "./i18n.js";
+
 const $ = (id) => document.getElementById(id);
 const status = $("status");
 const error = $("error");
@@ -21,37 +23,35 @@ function fail(message) {
   status.textContent = "";
 }
 
-const when = (iso) => new Date(iso).toLocaleString();
-const times = (n) => (n === 1 ? "once" : n === 2 ? "twice" : `${n} times`);
+/** The last receipt shown, said again when the language changes. */
+let shown = null;
 
 /** The receipt in plain words. */
 function render(r) {
+  shown = r;
   const read = r.read_at.length;
   let title;
   let detail;
   if (r.state === "deleted") {
-    title = "Deleted";
-    detail = read === 0
-      ? "It was deleted before anyone opened it. Nobody can read it now."
-      : `It was opened ${times(read)}, then deleted. Nobody can read it now.`;
+    title = t("receipt.deleted");
+    detail = read === 0 ? t("receipt.deletedUnread") : t("receipt.deletedAfter", { count: read });
   } else if (r.state === "unread") {
-    title = "Not opened yet";
-    detail = `The link can open it ${times(r.views_left)}. Unless that happens first, it is destroyed at ${when(r.expires_at)}.`;
+    title = t("receipt.unread");
+    detail = t("receipt.unreadDetail", { count: r.views_left, when: when(r.expires_at) });
   } else if (r.views_left === 0) {
-    title = "Read";
-    detail = read === 1
-      ? "It was opened, and is now destroyed on the server."
-      : `It was opened ${times(read)}, and is now destroyed on the server.`;
+    title = t("receipt.read");
+    detail = t("receipt.readDetail", { count: read });
   } else {
-    title = "Opened";
-    detail = `It was opened ${times(read)}. The link can open it ${times(r.views_left)} more, until ${when(r.expires_at)}.`;
+    title = t("receipt.opened");
+    detail = `${t("receipt.openedTimes", { count: read })} ${t("receipt.openedMore", { count: r.views_left, when: when(r.expires_at) })}`;
   }
   $("state-title").textContent = title;
   $("state-detail").textContent = detail;
   const list = $("read-list");
   list.replaceChildren(...r.read_at.map((at, i) => {
     const item = document.createElement("li");
-    item.textContent = r.read_at.length === 1 ? `Opened ${when(at)}` : `Opened (${i + 1}) ${when(at)}`;
+    item.textContent = r.read_at.length === 1 ? t("receipt.openedAt", { when: when(at) })
+      : t("receipt.openedNth", { n: i + 1, when: when(at) });
     return item;
   }));
   $("delete").hidden = r.views_left === 0;
@@ -60,7 +60,6 @@ function render(r) {
   $("answer").hidden = false;
   error.hidden = true;
   status.textContent = "";
-  $("state-title").focus();
 }
 
 /** Sends the sender's request; the receipt it answers, or throws with a sentence. */
@@ -73,18 +72,18 @@ async function ask(method, url) {
       cache: "no-store",
     });
   } catch {
-    throw new Error("Could not reach the service (the network, or the service, is down). Try again.");
+    throw new Error(t("common.unreachable"));
   }
   const body = await resp.json().catch(() => null);
   if (resp.status === 404) {
-    throw new Error("No such receipt: it expired with its secret (a receipt lasts as long as the secret could), or the link is incomplete.");
+    throw new Error(t("receipt.notFound"));
   }
   if (resp.status === 429) {
     const wait = resp.headers.get("Retry-After");
-    throw new Error(`Too many requests from here${wait ? `; try again in ${wait} s` : ""}.`);
+    throw new Error(wait ? t("receipt.tooManyWait", { wait: Number(wait) }) : t("receipt.tooMany"));
   }
   if (resp.ok && body && typeof body.state === "string" && Array.isArray(body.read_at)) return body;
-  throw new Error(`The service could not answer (${(body && body.error) || `HTTP ${resp.status}`}). Try again later.`);
+  throw new Error(t("receipt.serviceFailed", { why: (body && body.error) || `HTTP ${resp.status}` }));
 }
 
 async function run(button, method, url, busy) {
@@ -94,10 +93,11 @@ async function run(button, method, url, busy) {
   try {
     const receipt = await ask(method, url);
     render(receipt);
+    $("state-title").focus();
     if (method === "DELETE" && receipt.state === "read") {
-      status.textContent = "Too late to delete: every time the link could open it was used first.";
+      status.textContent = t("receipt.tooLate");
     } else if (method === "DELETE") {
-      status.textContent = "Deleted.";
+      status.textContent = t("receipt.deletedStatus");
     }
   } catch (e) {
     fail(e.message);
@@ -106,10 +106,14 @@ async function run(button, method, url, busy) {
   }
 }
 
+await start($("language"));
+onChange(() => {
+  if (shown) render(shown);
+});
 if (!usable) {
   $("check").disabled = true;
-  fail("This receipt link is incomplete: use the whole link you were given, with the part after #.");
+  fail(t("receipt.incomplete"));
 }
-$("check").addEventListener("click", () => run($("check"), "GET", receiptUrl, "Checking…"));
-$("check-again").addEventListener("click", () => run($("check-again"), "GET", receiptUrl, "Checking…"));
-$("delete").addEventListener("click", () => run($("delete"), "DELETE", messageUrl, "Deleting…"));
+$("check").addEventListener("click", () => run($("check"), "GET", receiptUrl, t("receipt.checking")));
+$("check-again").addEventListener("click", () => run($("check-again"), "GET", receiptUrl, t("receipt.checking")));
+$("delete").addEventListener("click", () => run($("delete"), "DELETE", messageUrl, t("receipt.deleting")));

@@ -1,6 +1,7 @@
 // The reveal page. Loading it touches nothing on the server: only the reveal button fetches the
 // secret (and so spends one of its views; the last destroys it). Decryption happens here, with the key from the link's fragment.
 import { decodeFragment, needsPassphrase, open, openFile, isFileEnvelope, safeFileName, EnvelopeError } from "./envelope.js";
+import { t, size, start, onChange, envelopeMessage } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -26,9 +27,7 @@ function show(text, encrypted) {
   // With views left, the link still opens it; the last view destroyed it.
   $("burned").hidden = viewsLeft > 0;
   $("views-left").hidden = viewsLeft === 0;
-  $("views-left").textContent = viewsLeft === 1
-    ? "The link can open it 1 more time; then it is destroyed on the server."
-    : `The link can open it ${viewsLeft} more times; then it is destroyed on the server.`;
+  $("views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
   $("plain-warning").hidden = encrypted;
   $("reveal-form").hidden = true;
   $("intro").hidden = true;
@@ -39,27 +38,20 @@ function show(text, encrypted) {
   $("revealed-title").focus();
 }
 
-function size(bytes) {
-  if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
-}
 
 let saved = null; // { url, name }: the file, once opened, for the Save button
 
 function showFile(meta, file, encrypted) {
   const name = safeFileName(meta.name);
   if (saved) URL.revokeObjectURL(saved.url);
-  saved = { url: URL.createObjectURL(new Blob([file], { type: meta.type || "application/octet-stream" })), name };
+  saved = { url: URL.createObjectURL(new Blob([file], { type: meta.type || "application/octet-stream" })), name, bytes: file.length };
   $("file-name").textContent = name;
   $("file-size").textContent = `(${size(file.length)})`;
   $("file-note-box").hidden = meta.note === "";
   $("file-note").textContent = meta.note;
   $("file-burned").hidden = viewsLeft > 0;
   $("file-views-left").hidden = viewsLeft === 0;
-  $("file-views-left").textContent = viewsLeft === 1
-    ? "The link can open it 1 more time; then it is destroyed on the server."
-    : `The link can open it ${viewsLeft} more times; then it is destroyed on the server.`;
+  $("file-views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
   $("file-plain-warning").hidden = encrypted;
   $("reveal-form").hidden = true;
   $("intro").hidden = true;
@@ -96,7 +88,7 @@ async function download(resp) {
     received += value.length;
     if (total > 0) {
       progress.value = Math.floor((100 * received) / total);
-      status.textContent = `Downloading… ${progress.value}%`;
+      status.textContent = t("reveal.downloading", { percent: progress.value });
     }
   }
   progress.hidden = true;
@@ -109,11 +101,11 @@ async function download(resp) {
 function setUp() {
   if (!id) {
     $("reveal").disabled = true;
-    return fail("This is not a complete share link.");
+    return fail(t("reveal.notALink"));
   }
   if (location.hash === "" || location.hash === "#") {
     $("no-key").hidden = false;
-    $("reveal").textContent = "Reveal it anyway";
+    setRevealLabel("reveal.revealAnyway");
     return;
   }
   try {
@@ -121,17 +113,17 @@ function setUp() {
     $("passphrase-box").hidden = !fragment.passphrase;
   } catch (e) {
     $("reveal").disabled = true;
-    fail(`${e.message} Ask the sender for the whole link. Nothing was fetched, so the secret is still there.`);
+    fail(t("reveal.badLink", { why: envelopeMessage(e) }));
   }
 }
 
 async function fetchEnvelope() {
-  status.textContent = "Fetching…";
+  status.textContent = t("reveal.fetching");
   let resp;
   try {
     resp = await fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
   } catch {
-    throw new Error("Could not reach the service (the network, or the service, is down). Try again: if it then says the secret was already read, it was lost on the way.");
+    throw new Error(t("reveal.unreachable"));
   }
   const isFile = (resp.headers.get("Content-Type") || "").startsWith("application/octet-stream");
   if (resp.ok && isFile) {
@@ -139,16 +131,16 @@ async function fetchEnvelope() {
     try {
       return await download(resp);
     } catch {
-      throw new Error("The service's answer was cut off on its way here. The secret is probably destroyed on the server and cannot be shown: ask the sender for a new one.");
+      throw new Error(t("reveal.cutOff"));
     }
   }
   const body = await resp.json().catch(() => null);
   if (resp.status === 404) {
-    throw new Error("This secret was already read, or it expired. It cannot be shown again.");
+    throw new Error(t("reveal.gone"));
   }
   if (resp.status === 429) {
     const wait = resp.headers.get("Retry-After");
-    throw new Error(`Too many requests from here${wait ? `; try again in ${wait} s` : ""}. The secret is still there.`);
+    throw new Error(wait ? t("reveal.tooManyWait", { wait: Number(wait) }) : t("reveal.tooMany"));
   }
   if (resp.ok) {
     if (body && typeof body.message === "string") {
@@ -156,9 +148,9 @@ async function fetchEnvelope() {
       return body.message;
     }
     // The service answered the read, so the secret is gone there; it never arrived here.
-    throw new Error("The service's answer was cut off on its way here. The secret is probably destroyed on the server and cannot be shown: ask the sender for a new one.");
+    throw new Error(t("reveal.cutOff"));
   }
-  throw new Error(`The service could not answer (${(body && body.error) || `HTTP ${resp.status}`}); the secret is still there. Try again later.`);
+  throw new Error(t("reveal.serviceFailed", { why: (body && body.error) || `HTTP ${resp.status}` }));
 }
 
 async function reveal(event) {
@@ -167,7 +159,7 @@ async function reveal(event) {
   const passphraseField = $("passphrase");
   if (fragment && fragment.passphrase && passphraseField.value === "") {
     passphraseField.focus();
-    return fail("Type the passphrase first.");
+    return fail(t("reveal.typePassphrase"));
   }
   $("reveal").disabled = true;
   try {
@@ -175,9 +167,9 @@ async function reveal(event) {
     if (envelope instanceof Uint8Array) {
       if (!isFileEnvelope(envelope)) return showFile({ name: "", type: "", note: "" }, envelope, false);
       if (!fragment) {
-        throw new EnvelopeError("no-key", "This file is encrypted and the link has no key: it cannot be opened, and it is now destroyed on the server.");
+        throw new Error(t("reveal.fileNoKey"));
       }
-      status.textContent = fragment.passphrase ? "Decrypting (the passphrase takes a moment)…" : "Decrypting…";
+      status.textContent = fragment.passphrase ? t("reveal.decryptingSlow") : t("reveal.decrypting");
       const opened = await openFile(envelope, fragment.key, fragment.passphrase ? passphraseField.value : null);
       return showFile(opened.meta, opened.file, true);
     }
@@ -190,9 +182,9 @@ async function reveal(event) {
     }
     if (!encrypted) return show(envelope, false);
     if (!fragment) {
-      throw new EnvelopeError("no-key", "This secret is encrypted and the link has no key: it cannot be shown, and it is now destroyed on the server.");
+      throw new Error(t("reveal.noKeyEncrypted"));
     }
-    status.textContent = fragment.passphrase ? "Decrypting (the passphrase takes a moment)…" : "Decrypting…";
+    status.textContent = fragment.passphrase ? t("reveal.decryptingSlow") : t("reveal.decrypting");
     const plaintext = await open(envelope, fragment.key, fragment.passphrase ? passphraseField.value : null);
     show(new TextDecoder("utf-8", { fatal: false }).decode(plaintext), true);
   } catch (e) {
@@ -202,15 +194,15 @@ async function reveal(event) {
       fragment.passphrase = true;
       $("passphrase-box").hidden = false;
       passphraseField.focus();
-      return fail("This secret needs its passphrase. It is held in this page (it is gone from the server): type the passphrase and press the button again.");
+      return fail(t("reveal.needsPassphrase"));
     }
     if (e instanceof EnvelopeError && e.kind === "cannot-decrypt" && fragment && fragment.passphrase) {
-      $("reveal").textContent = "Try the passphrase again";
+      setRevealLabel("reveal.tryAgain");
       passphraseField.select();
-      return fail("Wrong passphrase. The secret is held in this page (it is gone from the server): try again, and do not reload.");
+      return fail(t("reveal.wrongPassphrase"));
     }
     if (envelope !== null && e instanceof EnvelopeError) {
-      return fail(`${e.message} It is now destroyed on the server.`);
+      return fail(t("reveal.destroyedAfter", { why: envelopeMessage(e) }));
     }
     fail(e.message);
   } finally {
@@ -226,10 +218,28 @@ async function copySecret() {
     $("secret").select();
     document.execCommand("copy");
   }
-  button.textContent = "Copied";
-  setTimeout(() => { button.textContent = "Copy secret"; }, 1500);
+  button.textContent = t("common.copied");
+  setTimeout(() => { button.textContent = t("reveal.copySecret"); }, 1500);
 }
 
+/** The reveal button's label, by its key: said again when the language changes. */
+let revealLabel = "reveal.reveal";
+
+function setRevealLabel(key) {
+  revealLabel = key;
+  $("reveal").textContent = t(key);
+}
+
+/** The texts this page composes, in the language in use. */
+function relabel() {
+  setRevealLabel(revealLabel);
+  $("views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
+  $("file-views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
+  if (saved) $("file-size").textContent = `(${size(saved.bytes)})`;
+}
+
+await start($("language"));
+onChange(relabel);
 setUp();
 $("reveal-form").addEventListener("submit", reveal);
 $("save-file").addEventListener("click", saveFile);

@@ -15,6 +15,9 @@
 //                                            it never leaves the browser
 //   composeFaults: ["cut" | "refused"],      a create through the form with that fault
 //   keyboard: { secret },                    composed and revealed with the keyboard alone
+//   languages: { codes: [..], reveal, receipt }, each page opened in each language on a 360 px
+//                                            wide phone (the browser's language set to it),
+//                                            checked against web/assets/locale-<code>.js
 //   fileCompose: [{ path, note?, passphrase?, views? }],  files chosen and sent through the form
 //   fileTooLarge: path,                      a file over the limit: refused before any upload
 //   fileOpen: [{ link, passphrase?, saveTo }], revealed in the recipient's context and saved
@@ -34,6 +37,7 @@
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 
 // axe-core (npm, pinned in package.json), run inside the page on every state, light and dark.
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -189,6 +193,58 @@ try {
     seen.reachedCopySecret = await tabTo("copy-secret");
     result.keyboard = seen;
     await kb.close();
+  }
+
+  // Every page in every language, on a phone 360 px wide: the language the browser asks for is
+  // the page's, every translated element says its catalogue's sentence, nothing scrolls sideways,
+  // and Arabic is laid out right to left.
+  if (plan.languages) {
+    result.languages = [];
+    const english = (await import(pathToFileURL(`${process.cwd()}/web/assets/locale-en.js`).href)).default;
+    for (const code of plan.languages.codes) {
+      const catalogue = (await import(pathToFileURL(`${process.cwd()}/web/assets/locale-${code}.js`).href)).default;
+      const ctx = await browser.newContext({ viewport: { width: 360, height: 780 }, isMobile: true, locale: code });
+      const p = await ctx.newPage();
+      watch(p);
+      for (const [name, path] of [["compose", "/"], ["reveal", plan.languages.reveal], ["receipt", plan.languages.receipt]]) {
+        await p.goto(plan.base + path, { waitUntil: "networkidle" });
+        await p.waitForFunction((want) => document.documentElement.lang === want, code, { timeout: 10000 });
+        const seen = await p.evaluate(() => ({
+          lang: document.documentElement.lang,
+          dir: document.documentElement.dir,
+          scrollWidth: document.documentElement.scrollWidth,
+          width: window.innerWidth,
+          texts: [...document.querySelectorAll("[data-i18n]")].map((el) => [el.dataset.i18n, el.textContent]),
+          heading: document.querySelector("h1").textContent,
+        }));
+        const mismatches = seen.texts.filter(([key, text]) => typeof catalogue[key] === "string" && catalogue[key] !== text)
+          .map(([key]) => key);
+        const leftInEnglish = seen.texts.filter(([key, text]) => code !== "en" && text === english[key]).map(([key]) => key);
+        result.languages.push({ code, page: name, lang: seen.lang, dir: seen.dir, scrollWidth: seen.scrollWidth,
+          width: seen.width, mismatches, english: leftInEnglish, heading: seen.heading });
+        if (["de", "ar"].includes(code) && name !== "receipt") {
+          await p.screenshot({ path: `${plan.shots}-${name}-${code}-phone.png`, fullPage: true });
+        }
+        if (code === "ar") await audit(p, `${name}, Arabic, right to left`);
+        if (code === "de" && name === "compose") {
+          await p.emulateMedia({ colorScheme: "dark" });
+          await p.screenshot({ path: `${plan.shots}-compose-de-dark.png`, fullPage: true });
+          await p.emulateMedia({ colorScheme: "light" });
+        }
+      }
+      await ctx.close();
+    }
+    // The reader's own choice on the page wins over the browser's, and is remembered.
+    const ctx = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: "en-US" });
+    const p = await ctx.newPage();
+    watch(p);
+    await p.goto(plan.base + "/", { waitUntil: "networkidle" });
+    await p.selectOption("#language", "fr");
+    await p.waitForFunction(() => document.documentElement.lang === "fr", null, { timeout: 10000 });
+    await p.reload({ waitUntil: "networkidle" });
+    await p.waitForFunction(() => document.documentElement.lang !== "", null, { timeout: 10000 });
+    result.remembered = await p.evaluate(() => [document.documentElement.lang, document.getElementById("language").value]);
+    await ctx.close();
   }
 
   // Creates whose answer never arrives whole: no link may be shown.

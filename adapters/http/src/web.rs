@@ -13,8 +13,19 @@ const INDEX: &str = include_str!("../../../web/index.html");
 const REVEAL: &[u8] = include_bytes!("../../../web/reveal.html");
 const RECEIPT: &[u8] = include_bytes!("../../../web/receipt.html");
 
+/// A language's catalogue (`web/assets/locale-<code>.js`), served as `/assets/locale-<code>.js`.
+macro_rules! locale {
+    ($code:literal) => {
+        (
+            concat!("locale-", $code, ".js"),
+            include_bytes!(concat!("../../../web/assets/locale-", $code, ".js")),
+            "text/javascript; charset=utf-8",
+        )
+    };
+}
+
 /// Every asset: its name under `/assets/`, its bytes and its type.
-const ASSETS: [(&str, &[u8], &str); 8] = [
+const ASSETS: [(&str, &[u8], &str); 24] = [
     ("icon.svg", include_bytes!("../../../web/assets/icon.svg"), "image/svg+xml"),
     ("style.css", include_bytes!("../../../web/assets/style.css"), "text/css; charset=utf-8"),
     ("envelope.js", include_bytes!("../../../web/assets/envelope.js"), "text/javascript; charset=utf-8"),
@@ -24,6 +35,23 @@ const ASSETS: [(&str, &[u8], &str); 8] = [
     ("qr.js", include_bytes!("../../../web/assets/qr.js"), "text/javascript; charset=utf-8"),
     // qrcode-generator 2.0.4 (MIT, Kazuhiko Arase), vendored: the page's QR encoder.
     ("qrcode.js", include_bytes!("../../../web/assets/qrcode.js"), "text/javascript; charset=utf-8"),
+    ("i18n.js", include_bytes!("../../../web/assets/i18n.js"), "text/javascript; charset=utf-8"),
+    // The catalogues, one per language, loaded by i18n.js.
+    locale!("en"),
+    locale!("ar"),
+    locale!("de"),
+    locale!("es"),
+    locale!("fr"),
+    locale!("it"),
+    locale!("ja"),
+    locale!("nl"),
+    locale!("pl"),
+    locale!("pt"),
+    locale!("ru"),
+    locale!("sv"),
+    locale!("tr"),
+    locale!("uk"),
+    locale!("zh"),
 ];
 
 /// Only this service's own scripts, styles and API; no inline script or style, no frames, no
@@ -166,11 +194,28 @@ mod tests {
         for (name, _, _) in ASSETS {
             let asset = pages.asset(name).unwrap();
             let text = String::from_utf8(asset.body().to_vec()).unwrap();
-            let elsewhere = text.replace("http://www.w3.org/2000/svg", "");
+            // Comments may name where a file came from (the vendored encoder's licence).
+            let code: String =
+                text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+            let elsewhere = code.replace("http://www.w3.org/2000/svg", "");
             assert!(
                 !elsewhere.contains("http://") && !elsewhere.contains("https://"),
                 "{name} loads nothing from elsewhere"
             );
+            // Every module a script imports is embedded too.
+            for import in
+                code.split(['"', '`']).filter(|s| s.starts_with("./") && s.ends_with(".js") && !s.contains("${"))
+            {
+                assert!(pages.asset(&import[2..]).is_some(), "{name} imports {import}, which is not embedded");
+            }
+        }
+        // i18n.js loads `./locale-${code}.js` for each language it lists: each is embedded.
+        let i18n = String::from_utf8(pages.asset("i18n.js").unwrap().body().to_vec()).unwrap();
+        let listed = &i18n[i18n.find("export const LANGUAGES = {").unwrap()..];
+        let listed = &listed[..listed.find("};").unwrap()];
+        for line in listed.lines().skip(1) {
+            let code = line.trim().split(':').next().unwrap();
+            assert!(pages.asset(&format!("locale-{code}.js")).is_some(), "locale-{code}.js is not embedded");
         }
     }
 }

@@ -247,6 +247,11 @@ fn scenario(base: &str, label: &str) -> Used {
         "open": open,
         "composeFaults": ["cut", "refused"],
         "keyboard": { "secret": "typed without a mouse" },
+        "languages": {
+            "codes": ["en", "ar", "de", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "sv", "tr", "uk", "zh"],
+            "reveal": format!("/s/abcde#{frag_p}"),
+            "receipt": "/r/abcde#WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW",
+        },
         "fileCompose": [{ "path": page_file, "note": page_file_note }],
         "fileTooLarge": too_large,
         "fileOpen": [{ "link": link_cli_file, "passphrase": "correct horse battery staple", "saveTo": saved_from_page }],
@@ -260,13 +265,31 @@ fn scenario(base: &str, label: &str) -> Used {
     std::fs::create_dir_all(repo().join("target/screenshots")).unwrap();
     let seen = browser(plan);
     assert_eq!(seen["console"], json!([]), "the page logged errors");
+    // Every page in every language on a 360 px phone: the browser's language is the page's, each
+    // translated element says its catalogue's sentence (none left in English), nothing scrolls
+    // sideways, Arabic runs right to left; the reader's choice is remembered.
+    let languages = seen["languages"].as_array().unwrap();
+    assert_eq!(languages.len(), 15 * 3, "{languages:?}");
+    for l in languages {
+        let code = l["code"].as_str().unwrap();
+        assert_eq!(l["lang"], code, "{l}");
+        assert_eq!(l["dir"], if code == "ar" { "rtl" } else { "ltr" }, "{l}");
+        assert_eq!(l["mismatches"], json!([]), "{l}");
+        assert_eq!(l["english"], json!([]), "left in English: {l}");
+        assert!(l["scrollWidth"].as_u64() <= l["width"].as_u64(), "scrolls sideways on a phone: {l}");
+    }
+    assert_eq!(seen["remembered"], json!(["fr", "fr"]), "the reader's choice was not remembered");
     // With the keyboard alone: every control is reached by Tab, Enter does what a click does,
     // and focus lands on what changed.
     let kb = &seen["keyboard"];
     for reached in ["reachedSecret", "reachedCreate", "reachedCopy", "reachedReveal", "reachedCopySecret"] {
         assert_eq!(kb[reached], true, "{reached}: {kb}");
     }
-    assert_eq!((kb["focusAfterCreate"].as_str(), kb["focusAfterReveal"].as_str()), (Some("result-title"), Some("revealed-title")), "{kb}");
+    assert_eq!(
+        (kb["focusAfterCreate"].as_str(), kb["focusAfterReveal"].as_str()),
+        (Some("result-title"), Some("revealed-title")),
+        "{kb}"
+    );
     assert_eq!(kb["text"], "typed without a mouse", "{kb}");
     // axe-core found nothing on any state of any page, light or dark.
     let audits = seen["axe"].as_array().unwrap();
@@ -334,7 +357,7 @@ fn scenario(base: &str, label: &str) -> Used {
         (Some("Opened"), Some(1)),
         "{team_seen:?}"
     );
-    assert!(team_seen[0]["detail"].as_str().unwrap().contains("open it twice more"), "{team_seen:?}");
+    assert!(team_seen[0]["detail"].as_str().unwrap().contains("open it 2 more times"), "{team_seen:?}");
     assert_eq!(team_seen[0]["deletable"], true);
     assert_eq!((team_seen[1]["title"].as_str(), team_seen[1]["status"].as_str()), (Some("Deleted"), Some("Deleted.")));
     assert_eq!(team_seen[1]["deletable"], false);
@@ -343,7 +366,7 @@ fn scenario(base: &str, label: &str) -> Used {
     assert_eq!(code, Some(4), "a deleted secret still opened: {err}");
     let own = &receipts[1]["seen"][0];
     assert_eq!(own["title"], "Not opened yet", "{own}");
-    assert!(own["detail"].as_str().unwrap().contains("can open it twice"), "{own}");
+    assert!(own["detail"].as_str().unwrap().contains("can open it 2 times"), "{own}");
     let wrong = &receipts[2]["seen"][0];
     assert!(wrong["error"].as_str().unwrap_or_default().starts_with("No such receipt"), "{wrong}");
     assert_eq!(wrong["title"], Value::Null, "{wrong}");
