@@ -105,7 +105,7 @@ pub fn media_type_of(name: &str) -> &'static str {
     }
 }
 
-/// Why a received file could not be written.
+/// What became of a received file.
 pub enum Received {
     /// The file is in place at this path.
     Written(PathBuf),
@@ -128,12 +128,8 @@ pub fn free_name(dir: &Path, name: &str, force: bool) -> PathBuf {
     (1..10_000).map(|i| dir.join(format!("{stem} ({i}){ext}"))).find(|p| !p.exists()).unwrap_or(first)
 }
 
-/// [`receive`] for bytes already opened (a text secret written to `--output`).
-pub fn write_plain(bytes: impl Read, target: &Path, force: bool) -> Received {
-    receive(bytes, target, force)
-}
-
-/// Writes what `opener` gives to `target` (never over an existing file unless `force`),
+/// Writes what `opener` gives (a file envelope's opener, or a text already opened) to `target`
+/// (never over an existing file unless `force`),
 /// through a temporary file beside it that is renamed into place only once the whole file has
 /// authenticated, and removed otherwise.
 pub fn receive(mut opener: impl Read, target: &Path, force: bool) -> Received {

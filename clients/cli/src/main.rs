@@ -495,8 +495,8 @@ fn open(raw_link: &str, passphrase_file: Option<PathBuf>, output: Option<PathBuf
         }
     };
     if let Some(path) = output.filter(|_| !stdout) {
-        let opener_of_text = std::io::Cursor::new(plaintext.to_vec());
-        return match file::write_plain(opener_of_text, &path, force) {
+        // Read from the zeroized buffer itself: a copy would leave the secret in freed memory.
+        return match file::receive(&plaintext[..], &path, force) {
             file::Received::Written(path) => {
                 eprintln!("crypt: the secret is in {}", path.display());
                 Ok(())

@@ -529,10 +529,8 @@ fn a_file_too_large_is_refused_before_anything_is_sent() {
     std::fs::write(&big, vec![7u8; 10 * 1024 * 1024]).unwrap();
     let out = crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()], b"");
     fails_with(&out, 2, "10485760 bytes, 10488379 once encrypted: over the service's limit of 10485760 bytes");
-    // An operator's larger limit is the client's too, through the same setting's name.
-    let mut raised = spawn_crypt(&["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()]);
-    drop(raised.stdin.take());
-    let _ = raised.wait();
+    // An operator's larger limit is the client's too, through the same setting's name: then it
+    // tries to send (and finds nobody on port 9).
     let out = Command::new(env!("CARGO_BIN_EXE_crypt"))
         .args(["send", "--server", "http://127.0.0.1:9", "--file", big.to_str().unwrap()])
         .env("CRYPT_MAX_FILE_BYTES", "20000000")
@@ -689,6 +687,12 @@ fn a_file_goes_where_output_says_and_never_over_a_file_without_force() {
     let into = Folder::new();
     assert!(crypt(&["open", &send(), "-o", into.path.to_str().unwrap()], b"").status.success());
     assert_eq!(into.names(), ["id_ed25519"]);
+    // A text secret goes to -o as well, when it is given.
+    let sent = crypt(&["send", "--server", &c.url()], b"a text, into a file");
+    let text_out = dir.path.join("text.txt");
+    let out = crypt(&["open", stdout(&sent).trim(), "-o", text_out.to_str().unwrap()], b"");
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&text_out).unwrap(), b"a text, into a file");
     // A file of zero bytes is a file too.
     let empty = dir.path.join("empty");
     std::fs::write(&empty, b"").unwrap();
