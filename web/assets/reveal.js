@@ -22,24 +22,31 @@ function fail(message) {
   status.textContent = "";
 }
 
-function show(text, encrypted) {
-  $("secret").value = text;
+/**
+ * Shows what was revealed: `section` (the text's, or the file's), its notes named `prefix` + burned,
+ * views-left and plain-warning, in place of the form; focus on `title`.
+ */
+function revealDone(section, prefix, title, encrypted) {
   // With views left, the link still opens it; the last view destroyed it.
-  $("burned").hidden = viewsLeft > 0;
-  $("views-left").hidden = viewsLeft === 0;
-  $("views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
-  $("plain-warning").hidden = encrypted;
+  $(`${prefix}burned`).hidden = viewsLeft > 0;
+  $(`${prefix}views-left`).hidden = viewsLeft === 0;
+  $(`${prefix}views-left`).textContent = t("reveal.viewsLeft", { count: viewsLeft });
+  $(`${prefix}plain-warning`).hidden = encrypted;
   $("reveal-form").hidden = true;
   $("intro").hidden = true;
   $("no-key").hidden = true;
-  $("revealed").hidden = false;
+  $(section).hidden = false;
   error.hidden = true;
   status.textContent = "";
-  $("revealed-title").focus();
+  $(title).focus();
 }
 
+function show(text, encrypted) {
+  $("secret").value = text;
+  revealDone("revealed", "", "revealed-title", encrypted);
+}
 
-let saved = null; // { url, name }: the file, once opened, for the Save button
+let saved = null; // { url, name, bytes }: the file, once opened, for the Save button
 
 function showFile(meta, file, encrypted) {
   const name = safeFileName(meta.name);
@@ -49,17 +56,7 @@ function showFile(meta, file, encrypted) {
   $("file-size").textContent = `(${size(file.length)})`;
   $("file-note-box").hidden = meta.note === "";
   $("file-note").textContent = meta.note;
-  $("file-burned").hidden = viewsLeft > 0;
-  $("file-views-left").hidden = viewsLeft === 0;
-  $("file-views-left").textContent = t("reveal.viewsLeft", { count: viewsLeft });
-  $("file-plain-warning").hidden = encrypted;
-  $("reveal-form").hidden = true;
-  $("intro").hidden = true;
-  $("no-key").hidden = true;
-  $("revealed-file").hidden = false;
-  error.hidden = true;
-  status.textContent = "";
-  $("file-title").focus();
+  revealDone("revealed-file", "file-", "file-title", encrypted);
 }
 
 function saveFile() {

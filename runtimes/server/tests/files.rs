@@ -5,9 +5,19 @@
 
 mod common;
 use common::{client, Crypt};
-use std::process::Command;
 
 const MIB: usize = 1024 * 1024;
+
+/// `POST /` of `bytes` as a file.
+async fn upload(base: &str, bytes: Vec<u8>) -> reqwest::Response {
+    client()
+        .post(format!("{base}/"))
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
 
 /// The server's peak resident memory (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> usize {
@@ -100,13 +110,7 @@ async fn an_upload_that_finds_the_bound_full_waits_then_is_told_the_server_is_bu
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     }
     let started = std::time::Instant::now();
-    let busy = client()
-        .post(format!("{}/", crypt.base))
-        .header("content-type", "application/octet-stream")
-        .body(vec![2u8; 2 * MIB])
-        .send()
-        .await
-        .unwrap();
+    let busy = upload(&crypt.base, vec![2u8; 2 * MIB]).await;
     let waited = started.elapsed();
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");
@@ -121,13 +125,7 @@ async fn an_upload_that_finds_the_bound_full_waits_then_is_told_the_server_is_bu
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_string(&mut answer)).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    let after = client()
-        .post(format!("{}/", crypt.base))
-        .header("content-type", "application/octet-stream")
-        .body(vec![3u8; 2 * MIB])
-        .send()
-        .await
-        .unwrap();
+    let after = upload(&crypt.base, vec![3u8; 2 * MIB]).await;
     assert_eq!(after.status(), 200);
     let metrics = client().get(format!("{}/metrics", crypt.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("crypt_body_busy_refusals_total 1\n"), "{metrics}");
@@ -136,36 +134,13 @@ async fn an_upload_that_finds_the_bound_full_waits_then_is_told_the_server_is_bu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_http_client_reads_the_413_of_a_file_over_the_limit() {
     let crypt = Crypt::start_with(&[("CRYPT_RATE_LIMIT_MAX", "0")]);
-    let script = r#"
-import http.client, sys
-host, port = sys.argv[1].rsplit(":", 1)
-body = b"\xa5" * (11 * 1024 * 1024)
-for mode in ("length", "chunked"):
-    for i in range(5):
-        c = http.client.HTTPConnection(host, int(port), timeout=20)
-        headers = {"Content-Type": "application/octet-stream"}
-        try:
-            if mode == "length":
-                c.request("POST", "/", body=body, headers=headers)
-            else:
-                chunks = (body[j:j + 65536] for j in range(0, len(body), 65536))
-                c.request("POST", "/", body=chunks, headers=headers, encode_chunked=True)
-            r = c.getresponse()
-            print(mode, r.status, r.read().decode())
-        except Exception as e:
-            print(mode, "failed", repr(e))
-        finally:
-            c.close()
-"#;
     let authority = crypt.base.trim_start_matches("http://").to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").args(["-c", script, &authority]).output().expect("python3 runs")
+    let lines = tokio::task::spawn_blocking(move || {
+        common::python_posts(&authority, 11 * MIB, 0xa5, "application/octet-stream", 5)
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 10, "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in stdout.lines() {
+    for line in lines {
         assert!(line.contains(r#" 413 {"error":"File exceeds maximum size of 10MB""#), "{line}");
     }
     let alive = client().get(format!("{}/healthz", crypt.base)).send().await.unwrap();

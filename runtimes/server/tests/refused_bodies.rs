@@ -3,6 +3,7 @@
 //! and 20 times chunked, 3 MiB against the default 1 MiB cap. Before the server drained refused
 //! bodies (runtimes/server/src/linger.rs), Python saw BrokenPipe about one time in three.
 
+mod common;
 use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,38 +62,11 @@ async fn curl_always_reads_the_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_http_client_always_reads_the_413() {
     let crypt = start().await;
-    let script = r#"
-import http.client, sys
-port, attempts, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-body = b"a" * size
-for mode in ("length", "chunked"):
-    for i in range(attempts):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-        try:
-            if mode == "length":
-                c.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-            else:
-                chunks = (body[j:j + 65536] for j in range(0, len(body), 65536))
-                c.request("POST", "/", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
-            r = c.getresponse()
-            print(mode, r.status, r.read().decode())
-        except Exception as e:
-            print(mode, "failed", repr(e))
-        finally:
-            c.close()
-"#;
-    let port = crypt.addr().port().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", script, &port, &ATTEMPTS.to_string(), &BODY.to_string()])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2 * ATTEMPTS, "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let authority = crypt.addr().to_string();
+    let lines =
+        tokio::task::spawn_blocking(move || common::python_posts(&authority, BODY, b'a', "application/json", ATTEMPTS))
+            .await
+            .unwrap();
     for line in lines {
         assert!(line.contains(r#" 413 {"error":"Request body too large""#), "an attempt did not read the 413: {line}");
     }

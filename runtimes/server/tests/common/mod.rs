@@ -111,3 +111,39 @@ impl Crypt {
         self.logs.lock().unwrap().join("\n")
     }
 }
+
+/// Posts a body of `size` bytes of `byte` with `content_type` to `authority` (`host:port`) with
+/// Python's `http.client`, `attempts` times with Content-Length and as many chunked: one line
+/// per attempt, `<mode> <status> <body>` or `<mode> failed <error>`. The client that, before the
+/// server drained refused bodies, saw BrokenPipe instead of the answer about one time in three.
+pub fn python_posts(authority: &str, size: usize, byte: u8, content_type: &str, attempts: usize) -> Vec<String> {
+    let script = r#"
+import http.client, sys
+host, port = sys.argv[1].rsplit(":", 1)
+attempts, size, byte, content_type = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+body = bytes([byte]) * size
+for mode in ("length", "chunked"):
+    for i in range(attempts):
+        c = http.client.HTTPConnection(host, int(port), timeout=20)
+        headers = {"Content-Type": content_type}
+        try:
+            if mode == "length":
+                c.request("POST", "/", body=body, headers=headers)
+            else:
+                chunks = (body[j:j + 65536] for j in range(0, len(body), 65536))
+                c.request("POST", "/", body=chunks, headers=headers, encode_chunked=True)
+            r = c.getresponse()
+            print(mode, r.status, r.read().decode())
+        except Exception as e:
+            print(mode, "failed", repr(e))
+        finally:
+            c.close()
+"#;
+    let args =
+        [authority.to_owned(), attempts.to_string(), size.to_string(), byte.to_string(), content_type.to_owned()];
+    let out = Command::new("python3").arg("-c").arg(script).args(&args).output().expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2 * attempts, "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    lines
+}
